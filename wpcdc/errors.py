@@ -1,0 +1,35 @@
+"""The exception tree and the exit codes it maps to.
+
+    WpcdcError                 anything wpcdc reports to the operator; exit 1
+     ├── ConfigError           bad configuration or usage; exit 2
+     ├── PreflightFailed       the server or broker is not fit to stream from/to; exit 3
+     └── LocalStackError       the embedded local setup (demo, tests) cannot start; exit 1
+
+Every message says what is wrong and what to do next. Exit codes are part of the
+interface: scripts and orchestrators act on them, so a code never changes meaning.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_PREFLIGHT = 3
+
+
+class WpcdcError(Exception):
+    """An error wpcdc explains to the operator instead of showing a traceback."""
+
+    exit_code = EXIT_FAILURE
+
+
+class ConfigError(WpcdcError):
+    exit_code = EXIT_CONFIG
+
+
+class PreflightFailed(WpcdcError):
+    exit_code = EXIT_PREFLIGHT
+
+
+class LocalStackError(WpcdcError):
+    exit_code = EXIT_FAILURE

@@ -1,0 +1,216 @@
+"""Configuration: the settings models, and loading them from TOML and the environment.
+
+Precedence, highest first: environment variables (``WPCDC_`` prefix, ``__`` between
+nesting levels, e.g. ``WPCDC_MYSQL__PORT``), then the TOML file, then the defaults
+below. The dotted key names (``mysql.port``, ``kafka.topic``, ``checkpoint.path``)
+are a contract with users, docs and other tools: rename nothing without a
+deprecation path. ``config.example.toml`` documents every key and must stay in
+step with this module (a test checks that).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from wpcdc.errors import ConfigError
+
+ENV_PREFIX = "WPCDC_"
+ENV_NESTED_DELIMITER = "__"
+DEFAULT_CONFIG_FILE = Path("wpcdc.toml")
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos more often than not: refuse them instead of ignoring.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MysqlTLS(_Section):
+    """TLS to MySQL/MariaDB. Off unless ``enabled`` or a CA file is given."""
+
+    enabled: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    verify_identity: bool = True
+
+    @property
+    def active(self) -> bool:
+        return self.enabled or self.ca is not None
+
+
+class MysqlSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=3306, ge=1, le=65535)
+    user: str = "wpcdc"
+    password: SecretStr = SecretStr("")
+    database: str = Field(default="wordpress", min_length=1)
+    # The id wpcdc registers with when it reads the binlog as a replica. It must
+    # differ from the server's own id and from every other replica's.
+    server_id: int = Field(default=5400, ge=1, le=2**32 - 1)
+    table_prefix: str = Field(default="wp_", pattern=r"^[A-Za-z0-9_]+$")
+    connect_timeout: float = Field(default=10.0, gt=0)
+    tls: MysqlTLS = MysqlTLS()
+
+
+class KafkaTLS(_Section):
+    """TLS to the brokers; used when ``kafka.security_protocol`` is SSL or SASL_SSL."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    key_password: SecretStr | None = None
+    verify_identity: bool = True
+
+
+class KafkaSASL(_Section):
+    """SASL credentials; used when ``kafka.security_protocol`` is SASL_*."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+
+class KafkaSettings(_Section):
+    # A comma-separated string, so that one environment variable can hold it.
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
+    topic: str = Field(default="wordpress.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    client_id: str = "wpcdc"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # Create the topic on start when it is missing, with these settings.
+    create_topic: bool = True
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    request_timeout: float = Field(default=30.0, gt=0)
+    tls: KafkaTLS = KafkaTLS()
+    sasl: KafkaSASL = KafkaSASL()
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not self.sasl.username:
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs kafka.sasl.username "
+                "and kafka.sasl.password"
+            )
+        return self
+
+
+class CheckpointSettings(_Section):
+    # The default checkpoint store is a JSON file, written atomically.
+    path: Path = Path("wpcdc-checkpoint.json")
+
+
+class PreflightSettings(_Section):
+    # How long wpcdc may be stopped (upgrade, outage) before it must resume.
+    # `wpcdc check` fails when the server would purge binlogs sooner than that.
+    max_downtime_hours: float = Field(default=24.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything wpcdc can be told. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    mysql: MysqlSettings = MysqlSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    preflight: PreflightSettings = PreflightSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments (see load_settings); putting the
+        # environment first makes a variable win over the file, key by key.
+        return env_settings, init_settings
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where the settings came from, so that an error can point at the right place."""
+
+    file: Path | None
+
+    def of(self, loc: tuple[str | int, ...]) -> str:
+        env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in loc).upper()
+        if env_name in os.environ:
+            return f"environment variable {env_name}"
+        # A whole section may be given as one JSON variable, e.g. WPCDC_MYSQL.
+        for depth in range(len(loc) - 1, 0, -1):
+            name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in loc[:depth]).upper()
+            if name in os.environ:
+                return f"environment variable {name}"
+        if self.file is not None:
+            return f"config file {self.file}"
+        return "defaults"
+
+
+_SECRET_NAMES = {"password", "key_password"}
+
+
+def _describe(error: Any, origin: _Origin) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (see config.example.toml for the valid keys)"
+    line = f"{key}: {message} [from {origin.of(loc)}]"
+    secret = any(str(p) in _SECRET_NAMES for p in loc)
+    if not secret and error["type"] != "extra_forbidden" and "input" in error:
+        value = error["input"]
+        if isinstance(value, str | int | float | bool):
+            line += f" (got {value!r})"
+    return line
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Load settings from ``config`` (or ./wpcdc.toml when present) and the environment.
+
+    Raises :class:`ConfigError` with one line per bad field; secrets never appear.
+    """
+    path = config
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    data = read_config_file(path) if path is not None else {}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        origin = _Origin(file=path)
+        lines = [_describe(error, origin) for error in exc.errors(include_url=False)]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
