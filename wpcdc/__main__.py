@@ -1,0 +1,3 @@
+from wpcdc.cli import main
+
+main()
