@@ -105,5 +105,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"{MYSQL_URL_VAR}={'set' if os.environ.get(MYSQL_URL_VAR) else 'unset'}",
         f"{KAFKA_VAR}={'set' if os.environ.get(KAFKA_VAR) else 'unset'}",
     ]
-    return ["wpcdc infrastructure: " + ", ".join(chosen) + " (unset: Docker if it answers, else local)"]
-
+    return [
+        "wpcdc infrastructure: " + ", ".join(chosen) + " (unset: Docker if it answers, else local)"
+    ]

@@ -109,7 +109,9 @@ def docker_available() -> bool:
 def _endpoint_from_url(url: str) -> MysqlEndpoint:
     parsed = urlparse(url)
     if parsed.scheme not in {"mysql", "mariadb"} or not parsed.hostname:
-        raise InfraMissing(f"{MYSQL_URL_VAR} must look like mysql://user:password@host:port, got {url!r}")
+        raise InfraMissing(
+            f"{MYSQL_URL_VAR} must look like mysql://user:password@host:port, got {url!r}"
+        )
     return MysqlEndpoint(
         host=parsed.hostname,
         port=parsed.port or 3306,
@@ -152,8 +154,13 @@ def _start_local_mariadb(directory: Path, binlog: bool, extra_args: list[str]) -
     )
 
 
-def start_mysql(directory: Path, *, binlog: bool = True, extra_args: list[str] | None = None,
-                allow_external: bool = True) -> MysqlEndpoint:
+def start_mysql(
+    directory: Path,
+    *,
+    binlog: bool = True,
+    extra_args: list[str] | None = None,
+    allow_external: bool = True,
+) -> MysqlEndpoint:
     """A server for the tests, chosen as the module docstring says."""
     extra = list(extra_args or [])
     url = os.environ.get(MYSQL_URL_VAR)
@@ -220,7 +227,9 @@ class ServerFactory:
 
     def __call__(self, binlog: bool = True, extra_args: list[str] | None = None) -> MysqlEndpoint:
         directory = self.base / f"server-{len(self.started)}"
-        endpoint = start_mysql(directory, binlog=binlog, extra_args=extra_args, allow_external=False)
+        endpoint = start_mysql(
+            directory, binlog=binlog, extra_args=extra_args, allow_external=False
+        )
         self.started.append(endpoint)
         return endpoint
 

@@ -52,7 +52,7 @@ class TansuBroker:
             args += ["--schema-registry", f"file://{schema_registry.resolve()}"]
         log = directory / "broker.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(  # noqa: S603 - the broker binary, our own arguments
+            process = subprocess.Popen(
                 args,
                 cwd=directory,
                 stdin=subprocess.DEVNULL,

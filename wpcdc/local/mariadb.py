@@ -101,7 +101,7 @@ class MariaDBServer:
         else:
             args.append("--skip-log-bin")
         args.extend(extra_args)
-        process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
+        process = subprocess.Popen(
             args,
             cwd=datadir,
             stdin=subprocess.DEVNULL,
@@ -185,7 +185,7 @@ def _install_db(datadir: Path, log: Path) -> None:
     if os.geteuid() == 0:
         args.append("--user=root")
     with log.open("wb") as out:
-        result = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S603
+        result = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise LocalStackError(f"mariadb-install-db failed (exit {result.returncode}):\n{tail}")

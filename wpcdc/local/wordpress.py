@@ -76,7 +76,7 @@ class WordPressSite:
         }
         stdin = json.dumps(args) if args is not None else ""
         try:
-            result = subprocess.run(  # noqa: S603 - php with our own script
+            result = subprocess.run(
                 ["php", "-d", "memory_limit=1G", str(BOOT_SCRIPT), *argv],
                 input=stdin.encode(),
                 capture_output=True,
@@ -85,7 +85,9 @@ class WordPressSite:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise WordPressError(f"WordPress PHP call did not finish within {timeout:.0f}s") from None
+            raise WordPressError(
+                f"WordPress PHP call did not finish within {timeout:.0f}s"
+            ) from None
         stdout = result.stdout.decode(errors="replace")
         stderr = result.stderr.decode(errors="replace").strip()
         head, marker, payload = stdout.rpartition(RESULT_MARKER)
