@@ -113,7 +113,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_sasl_protocol_requires_credentials(tmp_path: Path) -> None:
     config = write(tmp_path, '[kafka]\nsecurity_protocol = "SASL_SSL"\n')
-    with pytest.raises(ConfigError, match="kafka: .*kafka.sasl.username"):
+    with pytest.raises(ConfigError, match=r"kafka: .*kafka\.sasl\.username"):
         load_settings(config)
 
 

