@@ -117,7 +117,7 @@ class MariaDBServer:
     def url(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}"
 
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
         return pymysql.connect(
             host=self.host,
             port=self.port,
