@@ -3,6 +3,9 @@
     WpcdcError                 anything wpcdc reports to the operator; exit 1
      ├── ConfigError           bad configuration or usage; exit 2
      ├── PreflightFailed       the server or broker is not fit to stream from/to; exit 3
+     │    └── ServerMisconfigured   found while streaming (format not ROW, compressed events)
+     ├── PositionLost          the checkpoint's binlog is gone (purged) or invalid; exit 4
+     ├── CheckpointError       the checkpoint store cannot be read or written; exit 5
      └── LocalStackError       the embedded local setup (demo, tests) cannot start; exit 1
 
 Every message says what is wrong and what to do next. Exit codes are part of the
@@ -15,6 +18,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_PREFLIGHT = 3
+EXIT_POSITION_LOST = 4
+EXIT_CHECKPOINT = 5
 
 
 class WpcdcError(Exception):
@@ -29,6 +34,20 @@ class ConfigError(WpcdcError):
 
 class PreflightFailed(WpcdcError):
     exit_code = EXIT_PREFLIGHT
+
+
+class ServerMisconfigured(PreflightFailed):
+    """Seen while streaming: a setting wpcdc needs changed, or events it cannot decode."""
+
+
+class PositionLost(WpcdcError):
+    """Continuity cannot be guaranteed from the saved position: re-snapshot or reset."""
+
+    exit_code = EXIT_POSITION_LOST
+
+
+class CheckpointError(WpcdcError):
+    exit_code = EXIT_CHECKPOINT
 
 
 class LocalStackError(WpcdcError):

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
+from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from wpcdc.local.wordpress import WordPressError, WordPressSite
 
 pytestmark = pytest.mark.integration
@@ -94,3 +94,12 @@ def test_broker_round_trip(kafka_broker: KafkaEndpoint, kafka_topic: str) -> Non
             await consumer.stop()
 
     assert asyncio.run(round_trip()) == [b"m0", b"m1", b"m2"]
+
+
+def test_throwaway_server_restarts_on_the_same_port(mysql_server_factory: ServerFactory) -> None:
+    server = mysql_server_factory()
+    server.execute("CREATE DATABASE kept")
+    port = server.port
+    server.restart(kill=True)
+    assert server.port == port
+    assert ("kept",) in server.execute("SHOW DATABASES")

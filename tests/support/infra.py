@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,24 @@ class MysqlEndpoint:
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.stop()
+
+    def restart(self, *, kill: bool = False, down_seconds: float = 0.0) -> None:
+        """Stop the server (SIGKILL when ``kill``), wait, and start it again on the same port."""
+        handle = self._handle
+        if isinstance(handle, MariaDBServer):
+            handle.kill() if kill else handle.stop()
+            time.sleep(down_seconds)
+            self._handle = MariaDBServer.start(
+                handle.directory, port=handle.port, binlog=handle.binlog, extra_args=handle.extra_args
+            )
+        elif handle is not None and hasattr(handle, "get_wrapped_container"):
+            container = handle.get_wrapped_container()
+            container.kill() if kill else container.stop()
+            time.sleep(down_seconds)
+            container.start()
+            self.port = int(handle.get_exposed_port(3306))
+        else:
+            raise InfraMissing(f"the server at {self.origin} cannot be restarted by the tests")
 
 
 def docker_available() -> bool:

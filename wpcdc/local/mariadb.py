@@ -58,6 +58,8 @@ class MariaDBServer:
     directory: Path
     port: int
     process: subprocess.Popen[bytes]
+    binlog: bool = True
+    extra_args: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     user: str = "root"
     password: str = ""
@@ -109,7 +111,13 @@ class MariaDBServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not its
         )
-        server = cls(directory=directory, port=port, process=process)
+        server = cls(
+            directory=directory,
+            port=port,
+            process=process,
+            binlog=binlog,
+            extra_args=tuple(extra_args),
+        )
         server._wait_ready(timeout)
         return server
 

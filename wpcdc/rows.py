@@ -1,0 +1,125 @@
+"""Typed row changes: what the binlog source hands to the fold.
+
+The source (the only module that speaks the replication protocol) turns binlog
+row events on watched tables into these plain values; everything after it is
+pure. Tables are classified by name: ``{prefix}posts`` is blog 1 (the main
+site), ``{prefix}{N}_posts`` is multisite blog N. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from wpcdc.positions import Coordinate, Position
+
+
+class TableKind(enum.StrEnum):
+    POSTS = "posts"
+    POSTMETA = "postmeta"
+    TERM_RELATIONSHIPS = "term_relationships"
+    # Lookups: they feed the in-memory mirror that resolves term_taxonomy_id.
+    TERM_TAXONOMY = "term_taxonomy"
+    TERMS = "terms"
+
+
+WATCHED_KINDS = tuple(TableKind)
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    blog_id: int
+    kind: TableKind
+
+
+@lru_cache(maxsize=64)
+def _table_pattern(prefix: str) -> re.Pattern[str]:
+    kinds = "|".join(kind.value for kind in TableKind)
+    return re.compile(rf"^{re.escape(prefix)}(?:([1-9][0-9]*)_)?({kinds})$")
+
+
+def classify_table(prefix: str, table: str) -> TableRef | None:
+    """The blog and kind of a WordPress table, or None when wpcdc does not watch it."""
+    match = _table_pattern(prefix).match(table)
+    if match is None:
+        return None
+    blog = int(match.group(1)) if match.group(1) else 1
+    if blog == 1 and match.group(1):
+        return None  # wp_1_posts is not a WordPress table: blog 1 uses wp_posts
+    return TableRef(blog_id=blog, kind=TableKind(match.group(2)))
+
+
+def table_name(prefix: str, ref: TableRef) -> str:
+    return f"{prefix}{ref.kind}" if ref.blog_id == 1 else f"{prefix}{ref.blog_id}_{ref.kind}"
+
+
+class Op(enum.StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One before/after row image. ``before`` is None for inserts, ``after`` for deletes."""
+
+    table: TableRef
+    op: Op
+    before: Row | None
+    after: Row | None
+    # Index among the transaction's row changes on watched tables.
+    row: int
+
+    @property
+    def image(self) -> Row:
+        """The row as it is after the change, or as it was before a delete."""
+        image = self.after if self.after is not None else self.before
+        assert image is not None
+        return image
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """What the binlog says about one transaction, apart from its row changes."""
+
+    start: Position
+    # The transaction's own GTID ("0-1-42" on MariaDB, "uuid:42" on MySQL), if any.
+    gtid: str | None
+    # Connection thread of the BEGIN query event. MySQL writes one; MariaDB
+    # writes a GTID event instead of BEGIN, which carries no thread id: None.
+    thread_id: int | None
+    # Commit time, seconds since the epoch, from the binlog event header.
+    timestamp: int
+
+    def coordinate(self, row: int) -> Coordinate:
+        return Coordinate.of(self.start, row)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPart:
+    """Row changes of one transaction, in order. A large transaction arrives in
+    several parts so that memory stays bounded; the last part carries ``end``,
+    the position after the commit (where a resume skips this transaction)."""
+
+    transaction: Transaction
+    changes: tuple[RowChange, ...]
+    end: Position | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """The source has reached the end of the binlog and nothing new arrived for a
+    while (a server heartbeat). ``wall_time`` is the source's clock reading."""
+
+    position: Position
+    wall_time: float
+
+
+SourceItem = TransactionPart | Idle
