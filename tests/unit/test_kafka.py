@@ -1,0 +1,48 @@
+"""Kafka client options built from settings: TLS and SASL are honoured."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from wpcdc.kafka import client_options
+from wpcdc.settings import KafkaSettings
+
+
+def test_plaintext_has_no_tls_or_sasl() -> None:
+    options = client_options(KafkaSettings(bootstrap_servers="a:9092, b:9093", client_id="me"))
+    assert options == {
+        "bootstrap_servers": ["a:9092", "b:9093"],
+        "client_id": "me",
+        "security_protocol": "PLAINTEXT",
+        "request_timeout_ms": 30000,
+    }
+
+
+def test_sasl_ssl_carries_a_verifying_context_and_credentials() -> None:
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl={"mechanism": "SCRAM-SHA-512", "username": "svc", "password": "pw"},
+        tls={"verify_identity": False},
+    )
+    options = client_options(settings)
+    context = options["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is False
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "svc"
+    assert options["sasl_plain_password"] == "pw"
+
+
+def test_sasl_plaintext_has_no_tls() -> None:
+    settings = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl={"username": "svc"})
+    assert "ssl_context" not in client_options(settings)
+
+
+def test_a_missing_ca_file_is_an_os_error(tmp_path: Path) -> None:
+    settings = KafkaSettings(security_protocol="SSL", tls={"ca": tmp_path / "nope.pem"})
+    with pytest.raises(OSError):
+        client_options(settings)

@@ -1,0 +1,294 @@
+"""The SQL connection to MySQL/MariaDB: opening it from settings, and reading server facts.
+
+This module owns how wpcdc logs in to the server with PyMySQL (TLS, timeouts,
+character set) and the queries behind ``wpcdc check``. It reports what the
+server says and judges nothing: the rules live in ``wpcdc.preflight``. The
+binlog itself is read elsewhere (the binlog source); nothing here imports
+mysql-replication.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import pymysql
+import pymysql.cursors
+from pymysql.connections import Connection
+
+from wpcdc.preflight import (
+    BinlogPosition,
+    Flavor,
+    ReplicaHost,
+    ServerFacts,
+    ServerUnreachable,
+    TableProbe,
+    detect_flavor,
+    wordpress_layout,
+)
+from wpcdc.settings import MysqlSettings
+from wpcdc.tls import client_context
+
+# The server variables the preflight rules look at. Absent ones (older servers,
+# the other flavor) are simply missing from ServerFacts.variables.
+VARIABLES = (
+    "log_bin",
+    "log_bin_basename",
+    "binlog_format",
+    "binlog_row_image",
+    "binlog_row_metadata",
+    "binlog_transaction_compression",
+    "log_bin_compress",
+    "server_id",
+    "binlog_expire_logs_seconds",
+    "binlog_expire_logs_auto_purge",
+    "expire_logs_days",
+    "max_binlog_total_size",
+    "gtid_mode",
+    "gtid_binlog_pos",
+    "gtid_strict_mode",
+)
+
+# Client error codes meaning the connection itself is gone: no later query can
+# succeed, so the whole read is reported as the server being unreachable.
+_CONNECTION_LOST = frozenset({2006, 2013, 2055})
+_PARSE_ERROR = 1064
+_TABLE_MISSING = frozenset({1146, 1049})
+_DENIED = frozenset({1142, 1143, 1044, 1227})
+
+# Generic only in the type stubs, so the alias is a string.
+MysqlConnection: TypeAlias = "Connection[pymysql.cursors.Cursor]"
+
+
+def connect(settings: MysqlSettings, *, use_database: bool = True) -> MysqlConnection:
+    """Open an autocommit utf8mb4 connection, with TLS when the settings ask for it.
+
+    ``use_database=False`` logs in without selecting ``mysql.database``, so that a
+    missing database or a missing grant on it does not prevent the login itself.
+    Raises pymysql errors, and OSError when a TLS file cannot be loaded.
+    """
+    options: dict[str, Any] = {}
+    if settings.tls.active:
+        options["ssl"] = client_context(
+            ca=settings.tls.ca,
+            cert=settings.tls.cert,
+            key=settings.tls.key,
+            key_password=None,
+            verify_identity=settings.tls.verify_identity,
+        )
+    else:
+        # The settings promise TLS is off unless asked for; PyMySQL would
+        # otherwise try an unverified TLS handshake on its own.
+        options["ssl_disabled"] = True
+    return pymysql.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password.get_secret_value(),
+        database=settings.database if use_database else None,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=settings.connect_timeout,
+        # Without a read timeout a dead server stalls a query forever.
+        read_timeout=max(settings.connect_timeout, 30.0),
+        write_timeout=max(settings.connect_timeout, 30.0),
+        **options,
+    )
+
+
+class _QueryFailed(Exception):
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error_code(exc: BaseException) -> int | None:
+    args = exc.args
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _error_message(exc: BaseException) -> str:
+    args = exc.args
+    if len(args) >= 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+class _Reader:
+    """Runs queries; an expected refusal becomes _QueryFailed, a lost connection propagates."""
+
+    def __init__(self, connection: MysqlConnection) -> None:
+        self._connection = connection
+
+    def rows(self, sql: str, args: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            with self._connection.cursor(pymysql.cursors.DictCursor) as cursor:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+        except pymysql.err.MySQLError as exc:
+            code = _error_code(exc)
+            if code in _CONNECTION_LOST:
+                raise
+            raise _QueryFailed(code, _error_message(exc)) from exc
+
+
+def read_server_facts(settings: MysqlSettings) -> ServerFacts | ServerUnreachable:
+    """Log in and gather everything the preflight rules need; judge nothing."""
+    try:
+        connection = connect(settings, use_database=False)
+    except (pymysql.err.MySQLError, OSError, RuntimeError) as exc:
+        # RuntimeError: PyMySQL's "cryptography package is required" for sha256 auth.
+        return ServerUnreachable(message=_error_message(exc), error_code=_error_code(exc))
+    try:
+        with contextlib.closing(connection):
+            return _read(_Reader(connection), settings)
+    except pymysql.err.MySQLError as exc:
+        return ServerUnreachable(
+            message=f"lost the connection while reading: {_error_message(exc)}",
+            error_code=_error_code(exc),
+        )
+    except _QueryFailed as exc:
+        # Only the basic queries get here (the optional ones catch their own).
+        return ServerUnreachable(
+            message=f"cannot read the server: {exc.message}", error_code=exc.code
+        )
+
+
+def _read(reader: _Reader, settings: MysqlSettings) -> ServerFacts:
+    (identity,) = reader.rows(
+        "SELECT VERSION() AS version, @@version_comment AS comment, CURRENT_USER() AS account"
+    )
+    version, comment = str(identity["version"]), str(identity["comment"] or "")
+    current_user = str(identity["account"])
+    flavor = detect_flavor(version, comment)
+
+    placeholders = ", ".join(["%s"] * len(VARIABLES))
+    variables = {
+        str(row["Variable_name"]).lower(): str(row["Value"])
+        for row in reader.rows(
+            f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", VARIABLES
+        )
+    }
+    tls_rows = reader.rows("SHOW SESSION STATUS LIKE 'Ssl_version'")
+    tls_version = str(tls_rows[0]["Value"]) if tls_rows else ""
+
+    tables = frozenset(
+        str(row["TABLE_NAME"])
+        for row in reader.rows(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (settings.database,),
+        )
+    )
+    layout = wordpress_layout(settings.table_prefix, tables)
+    probes = {table: _probe(reader, settings.database, table) for table in layout.tables()}
+
+    replicas, replicas_error = _replica_hosts(reader, flavor)
+    position, position_error = _position(reader, flavor)
+    return ServerFacts(
+        version=version,
+        version_comment=comment,
+        flavor=flavor,
+        current_user=current_user,
+        tls_version=tls_version,
+        variables=variables,
+        global_privileges=_global_privileges(reader, current_user),
+        tables=tables,
+        table_probes=probes,
+        replica_hosts=replicas,
+        replica_hosts_error=replicas_error,
+        position=position,
+        position_error=position_error,
+    )
+
+
+def _grantee(current_user: str) -> str:
+    user, _, host = current_user.rpartition("@")
+    return f"'{user}'@'{host}'"
+
+
+def _global_privileges(reader: _Reader, current_user: str) -> frozenset[str] | None:
+    # USER_PRIVILEGES shows a plain account only its own rows, but shows an
+    # administrator everyone's: filter on the account we are logged in as.
+    try:
+        rows = reader.rows(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
+            (_grantee(current_user),),
+        )
+    except _QueryFailed:
+        return None
+    return frozenset(str(row["PRIVILEGE_TYPE"]).upper() for row in rows)
+
+
+def _quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def _probe(reader: _Reader, database: str, table: str) -> TableProbe:
+    # Trying is the only reliable test: grants come from users, roles, wildcards
+    # and database patterns that no parser of SHOW GRANTS gets right.
+    try:
+        reader.rows(f"SELECT 1 FROM {_quote(database)}.{_quote(table)} LIMIT 0")
+    except _QueryFailed as exc:
+        if exc.code in _TABLE_MISSING:
+            return TableProbe("missing", exc.message)
+        if exc.code in _DENIED:
+            return TableProbe("denied", exc.message)
+        return TableProbe("error", exc.message)
+    return TableProbe("ok")
+
+
+def _first_statement(reader: _Reader, statements: Sequence[str]) -> list[dict[str, Any]]:
+    """Run the first statement the server understands (newer names first)."""
+    for statement in statements[:-1]:
+        try:
+            return reader.rows(statement)
+        except _QueryFailed as exc:
+            if exc.code != _PARSE_ERROR:
+                raise
+    return reader.rows(statements[-1])
+
+
+def _replica_hosts(reader: _Reader, flavor: Flavor) -> tuple[tuple[ReplicaHost, ...] | None, str]:
+    # MySQL 8.0.22 added SHOW REPLICAS and 8.4 removed SHOW SLAVE HOSTS;
+    # MariaDB understands SHOW SLAVE HOSTS in every version.
+    statements = (
+        ["SHOW SLAVE HOSTS"] if flavor == "mariadb" else ["SHOW REPLICAS", "SHOW SLAVE HOSTS"]
+    )
+    try:
+        rows = _first_statement(reader, statements)
+    except _QueryFailed as exc:
+        return None, exc.message
+    return tuple(_replica(row) for row in rows), ""
+
+
+def _replica(row: dict[str, Any]) -> ReplicaHost:
+    port = row.get("Port")
+    return ReplicaHost(
+        server_id=int(row.get("Server_id") or row.get("Server_Id") or 0),
+        host=str(row.get("Host") or ""),
+        port=int(port) if port else None,
+    )
+
+
+def _position(reader: _Reader, flavor: Flavor) -> tuple[BinlogPosition | None, str]:
+    # MySQL 8.2 added SHOW BINARY LOG STATUS and 8.4 removed SHOW MASTER STATUS.
+    statements = (
+        ["SHOW MASTER STATUS"]
+        if flavor == "mariadb"
+        else ["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"]
+    )
+    try:
+        rows = _first_statement(reader, statements)
+    except _QueryFailed as exc:
+        return None, exc.message
+    if not rows:
+        return None, "the server reports no binary log"
+    row = rows[0]
+    gtid_set = str(row.get("Executed_Gtid_Set") or "").replace("\n", "")
+    return BinlogPosition(
+        file=str(row["File"]), position=int(row["Position"]), gtid_set=gtid_set
+    ), ""
