@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from wpcdc import __version__
+from wpcdc import __version__, report
+from wpcdc import app as wpcdc_app
 from wpcdc.errors import WpcdcError
 from wpcdc.settings import Settings, load_settings
 
@@ -65,7 +66,9 @@ def check(
     Exits 0 when every required check passes, 3 when one fails, 2 on bad configuration.
     """
     settings = _settings(config)
-    raise NotImplementedError(settings, as_json)  # filled in by the preflight work
+    results = wpcdc_app.check(settings)
+    typer.echo(report.as_json(results) if as_json else report.as_table(results))
+    raise typer.Exit(report.exit_code(results))
 
 
 def main() -> None:
