@@ -92,6 +92,14 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     request_timeout: float = Field(default=30.0, gt=0)
+    # Producer tuning. acks is always "all": a checkpoint must never pass an
+    # event that a broker failure could still lose.
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
+    linger_ms: int = Field(default=20, ge=0)
+    max_batch_bytes: int = Field(default=1_048_576, ge=1024)
+    # The largest record the brokers accept (their message.max.bytes). A larger
+    # event is shrunk per the oversize policy (see README) instead of failing.
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
     tls: KafkaTLS = KafkaTLS()
     sasl: KafkaSASL = KafkaSASL()
 
@@ -112,6 +120,39 @@ class KafkaSettings(_Section):
 class CheckpointSettings(_Section):
     # The default checkpoint store is a JSON file, written atomically.
     path: Path = Path("wpcdc-checkpoint.json")
+    # Save at least this often while events are being acknowledged, and on shutdown.
+    interval_seconds: float = Field(default=2.0, gt=0)
+
+
+class FoldSettings(_Section):
+    """How row changes are grouped into events (see README, "Folding")."""
+
+    # Changes to one post close together (binlog commit time, whole seconds) are
+    # one logical save. 0 folds only within a transaction.
+    window_seconds: int = Field(default=1, ge=0, le=60)
+    # Bounds that keep memory flat whatever the transaction size.
+    max_changes_per_group: int = Field(default=1000, ge=1)
+    max_open_groups: int = Field(default=1000, ge=1)
+    # Meta keys that are bookkeeping noise; their changes produce no event.
+    ignored_meta_keys: list[str] = [
+        "_edit_lock",
+        "_edit_last",
+        "_pingme",
+        "_encloseme",
+        "_trackbackme",
+        "_wp_old_slug",
+        "_wp_old_date",
+    ]
+    # Post types that never produce events of their own. Revisions fold into
+    # their parent post; auto-drafts are reported once first saved.
+    ignored_post_types: list[str] = ["revision", "customize_changeset", "oembed_cache"]
+    # Report auto-drafts (the empty row the editor creates on "Add New").
+    emit_auto_drafts: bool = False
+
+
+class EventSettings(_Section):
+    # The CloudEvents `source` attribute; empty means "wpcdc://{mysql.host}/{mysql.database}".
+    source: str = ""
 
 
 class PreflightSettings(_Section):
@@ -133,6 +174,8 @@ class Settings(BaseSettings):
     mysql: MysqlSettings = MysqlSettings()
     kafka: KafkaSettings = KafkaSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
+    fold: FoldSettings = FoldSettings()
+    events: EventSettings = EventSettings()
     preflight: PreflightSettings = PreflightSettings()
 
     @classmethod
