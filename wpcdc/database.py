@@ -61,12 +61,16 @@ _DENIED = frozenset({1142, 1143, 1044, 1227})
 MysqlConnection: TypeAlias = "Connection[pymysql.cursors.Cursor]"
 
 
-def connect(settings: MysqlSettings, *, use_database: bool = True) -> MysqlConnection:
+def connect(
+    settings: MysqlSettings, *, use_database: bool = True, read_timeout: float | None = None
+) -> MysqlConnection:
     """Open an autocommit utf8mb4 connection, with TLS when the settings ask for it.
 
     ``use_database=False`` logs in without selecting ``mysql.database``, so that a
     missing database or a missing grant on it does not prevent the login itself.
-    Raises pymysql errors, and OSError when a TLS file cannot be loaded.
+    ``read_timeout`` bounds each wait for the server (None: wait as long as it takes,
+    which long snapshot queries may need).
+    Raises pymysql errors, and OSError (ssl.SSLError included) for TLS problems.
     """
     options: dict[str, Any] = {}
     if settings.tls.active:
@@ -90,9 +94,8 @@ def connect(settings: MysqlSettings, *, use_database: bool = True) -> MysqlConne
         charset="utf8mb4",
         autocommit=True,
         connect_timeout=settings.connect_timeout,
-        # Without a read timeout a dead server stalls a query forever.
-        read_timeout=max(settings.connect_timeout, 30.0),
-        write_timeout=max(settings.connect_timeout, 30.0),
+        read_timeout=read_timeout,
+        write_timeout=read_timeout,
         **options,
     )
 
@@ -139,10 +142,19 @@ class _Reader:
 def read_server_facts(settings: MysqlSettings) -> ServerFacts | ServerUnreachable:
     """Log in and gather everything the preflight rules need; judge nothing."""
     try:
-        connection = connect(settings, use_database=False)
-    except (pymysql.err.MySQLError, OSError, RuntimeError) as exc:
-        # RuntimeError: PyMySQL's "cryptography package is required" for sha256 auth.
+        # A preflight must come back: a server that accepts the connection and
+        # then says nothing is a failed check, not a hang.
+        connection = connect(
+            settings, use_database=False, read_timeout=max(settings.connect_timeout, 30.0)
+        )
+    except pymysql.err.MySQLError as exc:
         return ServerUnreachable(message=_error_message(exc), error_code=_error_code(exc))
+    except OSError as exc:
+        # Loading the TLS files, or the handshake (certificate, host name).
+        return ServerUnreachable(message=f"mysql.tls: {exc}")
+    except RuntimeError as exc:
+        # PyMySQL's "cryptography package is required" for sha256 authentication.
+        return ServerUnreachable(message=str(exc))
     try:
         with contextlib.closing(connection):
             return _read(_Reader(connection), settings)

@@ -295,6 +295,16 @@ def _connection_fix(server: ServerUnreachable, settings: Settings) -> str:
         )
     if code == 1129:
         return "The server blocked this host after connection errors; run:\n    FLUSH HOSTS;"
+    # PyMySQL reports a failed TLS handshake as "can't connect" (2003): look at
+    # the text before the code.
+    text = server.message.lower()
+    if code == 2026 or any(word in text for word in ("ssl", "tls", "certificate")):
+        return (
+            f"Check the TLS settings: {setting('mysql.tls.enabled')}, {setting('mysql.tls.ca')}, "
+            f"{setting('mysql.tls.cert')}, {setting('mysql.tls.key')}, "
+            f"{setting('mysql.tls.verify_identity')}. The CA must have signed the server's "
+            "certificate, and with verify_identity the certificate must name mysql.host."
+        )
     if code in (2003, 2002, 2013):
         return (
             f"Check {setting('mysql.host')} and {setting('mysql.port')}, that the server "
@@ -307,12 +317,6 @@ def _connection_fix(server: ServerUnreachable, settings: Settings) -> str:
         return (
             "The account uses caching_sha2_password/sha256_password: install the "
             f"'cryptography' package, or enable TLS ({setting('mysql.tls.enabled')})."
-        )
-    if "tls" in server.message.lower() or "ssl" in server.message.lower() or code == 2026:
-        return (
-            f"Check the TLS settings: {setting('mysql.tls.enabled')}, {setting('mysql.tls.ca')}, "
-            f"{setting('mysql.tls.cert')}, {setting('mysql.tls.key')}, "
-            f"{setting('mysql.tls.verify_identity')}."
         )
     return (
         f"Check the mysql settings ({setting('mysql.host')}, {setting('mysql.port')}, "

@@ -21,6 +21,10 @@ def client_context(
     verify_identity: bool,
 ) -> ssl.SSLContext:
     """A client context; raises OSError (ssl.SSLError included) when a file is unusable."""
+    # OpenSSL's own error for a missing file does not name it.
+    for what, path in (("ca", ca), ("cert", cert), ("key", key)):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{what} file {path} does not exist")
     context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
     # Python 3.13 turns on strict X.509 checks, which reject the self-signed
     # certificates MySQL and MariaDB generate for themselves.

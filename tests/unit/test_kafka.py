@@ -44,5 +44,5 @@ def test_sasl_plaintext_has_no_tls() -> None:
 
 def test_a_missing_ca_file_is_an_os_error(tmp_path: Path) -> None:
     settings = KafkaSettings(security_protocol="SSL", tls={"ca": tmp_path / "nope.pem"})
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"ca file .*nope\.pem does not exist"):
         client_options(settings)

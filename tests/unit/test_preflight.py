@@ -174,6 +174,14 @@ def test_access_denied_names_user_and_password_settings() -> None:
     assert "s3cret-value" not in result.detail + result.fix
 
 
+def test_a_failed_tls_handshake_points_at_the_tls_settings() -> None:
+    message = "(2003) Can't connect to MySQL server ([SSL: CERTIFICATE_VERIFY_FAILED] ...)"
+    result = check("connection", ServerUnreachable(message, 2003))
+    assert result.fix is not None
+    assert "mysql.tls.ca (WPCDC_MYSQL__TLS__CA)" in result.fix
+    assert "mysql.port" not in result.fix
+
+
 def test_connection_detail_names_product_account_and_tls() -> None:
     result = check("connection", server(tls_version="TLSv1.3"))
     assert result.detail == "MariaDB 10.11.6-MariaDB-log at 127.0.0.1:3306 as wpcdc@% (TLS TLSv1.3)"
