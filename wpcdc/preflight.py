@@ -298,7 +298,9 @@ def _connection_fix(server: ServerUnreachable, settings: Settings) -> str:
     # PyMySQL reports a failed TLS handshake as "can't connect" (2003): look at
     # the text before the code.
     text = server.message.lower()
-    if code == 2026 or any(word in text for word in ("ssl", "tls", "certificate")):
+    # 3159 (MySQL) / 4036 (MariaDB): the server requires TLS and it is off here.
+    tls_words = ("ssl", "tls", "certificate", "secure transport")
+    if code in (2026, 3159, 4036) or any(word in text for word in tls_words):
         return (
             f"Check the TLS settings: {setting('mysql.tls.enabled')}, {setting('mysql.tls.ca')}, "
             f"{setting('mysql.tls.cert')}, {setting('mysql.tls.key')}, "
