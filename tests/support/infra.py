@@ -86,7 +86,10 @@ class MysqlEndpoint:
             handle.kill() if kill else handle.stop()
             time.sleep(down_seconds)
             self._handle = MariaDBServer.start(
-                handle.directory, port=handle.port, binlog=handle.binlog, extra_args=handle.extra_args
+                handle.directory,
+                port=handle.port,
+                binlog=handle.binlog,
+                extra_args=handle.extra_args,
             )
         elif handle is not None and hasattr(handle, "get_wrapped_container"):
             container = handle.get_wrapped_container()

@@ -1,0 +1,125 @@
+"""Checkpoints: the saved place to resume from, and the file store that keeps it.
+
+A checkpoint is a binlog position (a transaction boundary) before which every
+derived event has been acknowledged by the broker, plus ``covered`` markers:
+posts whose acknowledged events already include row changes *after* that
+position (folding groups can straddle it). On resume those row changes are
+skipped for those posts only, so the replay re-creates exactly the events that
+were not yet acknowledged, with the same ids.
+
+The file store writes atomically (temporary file, fsync, rename, fsync of the
+directory): a crash leaves either the old or the new checkpoint, never half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from wpcdc.errors import CheckpointError
+from wpcdc.positions import Coordinate, Position
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Covered:
+    """Row changes of this post up to ``through`` are in acknowledged events."""
+
+    blog_id: int
+    post_id: int
+    through: Coordinate
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    position: Position
+    covered: tuple[Covered, ...] = field(default=())
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "position": self.position.to_dict(),
+                "covered": [[c.blog_id, c.post_id, c.through.to_list()] for c in self.covered],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Checkpoint:
+        data: Any = orjson.loads(raw)
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported checkpoint format (want version {FORMAT_VERSION})")
+        covered = tuple(
+            Covered(int(blog), int(post), Coordinate.from_list(through))
+            for blog, post, through in data.get("covered", [])
+        )
+        return cls(position=Position.from_dict(data["position"]), covered=covered)
+
+
+class CheckpointStore(Protocol):
+    def load(self) -> Checkpoint | None: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+class FileCheckpointStore:
+    """The default store: one JSON file (``checkpoint.path``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> Checkpoint | None:
+        """The saved checkpoint, or None when there is none yet."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {self.path}: {exc.strerror}") from None
+        try:
+            return Checkpoint.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Never guess: starting elsewhere would skip or repeat changes.
+            raise CheckpointError(
+                f"checkpoint {self.path} is damaged ({exc}). Restore it from a backup, or "
+                "move it away and run `wpcdc snapshot` to start over from a fresh load."
+            ) from None
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(checkpoint.to_json())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _fsync_directory(directory)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write checkpoint {self.path}: {exc.strerror}. "
+                "Check the volume is mounted, writable and not full."
+            ) from None
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

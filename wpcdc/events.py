@@ -1,0 +1,295 @@
+"""The event catalog (v1): payload models, the envelope, serialization, oversize policy.
+
+Payloads are slotted dataclasses: orjson serializes them natively (fast on the
+hot path) and pydantic derives the JSON Schemas in ``schemas/`` from the same
+classes (see wpcdc/schemas.py), so code and schema files cannot silently differ.
+
+Every post row change yields exactly one *post event* (created, updated, one of
+the status transitions, or deleted); meta and term changes yield
+``post_meta_changed`` and ``taxonomy_changed``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal
+
+import orjson
+
+from wpcdc import envelope
+from wpcdc.positions import Coordinate
+
+SCHEMA_VERSION: Final = 1
+
+PostEventType = Literal[
+    "post_created",
+    "post_updated",
+    "post_published",
+    "post_unpublished",
+    "post_scheduled",
+    "post_trashed",
+    "post_restored",
+    "post_deleted",
+]
+POST_EVENT_TYPES: Final[tuple[str, ...]] = PostEventType.__args__  # type: ignore[attr-defined]
+META_EVENT: Final = "post_meta_changed"
+TAXONOMY_EVENT: Final = "taxonomy_changed"
+EVENT_TYPES: Final[tuple[str, ...]] = (*POST_EVENT_TYPES, META_EVENT, TAXONOMY_EVENT)
+
+
+@dataclass(slots=True)
+class Post:
+    """A wp_posts row under friendlier names. ``post_password`` is never
+    published (``password_protected`` says whether there is one); ``to_ping``,
+    ``pinged`` and ``post_content_filtered`` are ping/cache bookkeeping, left out.
+    Dates are as stored: ``date``/``modified`` in the site's time zone, the
+    ``*_gmt`` ones in UTC, ISO 8601 without offset; null for a zero date."""
+
+    id: int
+    type: str
+    status: str
+    title: str | None
+    content: str | None
+    excerpt: str | None
+    name: str | None
+    author: int | None
+    parent: int | None
+    date: str | None
+    date_gmt: str | None
+    modified: str | None
+    modified_gmt: str | None
+    menu_order: int | None
+    guid: str | None
+    mime_type: str | None
+    comment_status: str | None
+    ping_status: str | None
+    comment_count: int | None
+    password_protected: bool
+
+
+@dataclass(slots=True)
+class PostData:
+    """Payload of every post event. ``post`` is the row after the change (before
+    it, for ``post_deleted``); ``changed`` names the fields that differ and
+    ``before`` holds their earlier values."""
+
+    blog_id: int
+    post_id: int
+    post_type: str | None
+    post: Post
+    changed: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    previous_status: str | None = None
+    # Fields left out to fit the broker's size limit (see README, oversize events).
+    omitted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MetaChange:
+    """One meta row's net change. ``value``/``before`` are decoded (PHP arrays and
+    objects as JSON); ``raw``/``before_raw`` hold the stored string when it
+    differs; ``error`` says why a value that looked serialized did not decode
+    (``value`` is then the raw string)."""
+
+    key: str
+    op: Literal["added", "updated", "deleted"]
+    meta_id: int
+    value: Any = None
+    before: Any = None
+    serialized: bool = False
+    raw: str | None = None
+    before_raw: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class MetaData:
+    blog_id: int
+    post_id: int
+    post_type: str | None
+    changes: list[MetaChange]
+    omitted: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TermRef:
+    """A term as the in-memory mirror knew it at that binlog position.
+    ``taxonomy`` and the rest are null (``resolved`` false) when the mirror had
+    never seen ``term_taxonomy_id``."""
+
+    term_taxonomy_id: int
+    taxonomy: str | None
+    term_id: int | None
+    slug: str | None
+    name: str | None
+    resolved: bool = True
+
+
+@dataclass(slots=True)
+class TaxonomyData:
+    blog_id: int
+    post_id: int
+    post_type: str | None
+    added: list[TermRef]
+    removed: list[TermRef]
+    omitted: list[str] = field(default_factory=list)
+
+
+EventData = PostData | MetaData | TaxonomyData
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an event comes from in the binlog: its first row change."""
+
+    file: str
+    pos: int
+    gtid: str | None
+    first: Coordinate
+
+
+@dataclass(slots=True)
+class Event:
+    """A domain event ready for the envelope."""
+
+    type: str
+    blog_id: int
+    post_id: int
+    origin: Origin
+    # Orders the events made from one group (post event, meta, taxonomy).
+    ordinal: int
+    # Commit time of the last transaction folded in, seconds since the epoch.
+    timestamp: int
+    data: EventData
+
+    @property
+    def id(self) -> str:
+        """Deterministic: the same binlog coordinates give the same id on replay."""
+        where = self.origin.gtid or f"{self.origin.file}:{self.origin.pos}"
+        return f"{where}/{self.origin.first.row}/{self.type}"
+
+    @property
+    def key(self) -> bytes:
+        return envelope.record_key(self.blog_id, self.post_id)
+
+    @property
+    def sequence(self) -> str:
+        return self.origin.first.sequence(self.ordinal)
+
+
+def to_envelope(event: Event, source: str) -> dict[str, Any]:
+    """The CloudEvents record for ``event`` (data left as a dataclass for orjson)."""
+    record: dict[str, Any] = {
+        "specversion": envelope.SPEC_VERSION,
+        "id": event.id,
+        "source": source,
+        "type": event.type,
+        "subject": envelope.subject(event.blog_id, event.post_id),
+        "time": _rfc3339(event.timestamp),
+        "datacontenttype": envelope.CONTENT_TYPE,
+        "dataschema": envelope.dataschema(event.type, SCHEMA_VERSION),
+        "schemaversion": SCHEMA_VERSION,
+        "binlogfile": event.origin.file,
+        "binlogpos": event.origin.pos,
+        "sequence": event.sequence,
+        "data": event.data,
+    }
+    if event.origin.gtid is not None:
+        record["binloggtid"] = event.origin.gtid
+    return record
+
+
+def serialize(event: Event, source: str) -> bytes:
+    return orjson.dumps(to_envelope(event, source))
+
+
+def _rfc3339(timestamp: int) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- oversize policy -------------------------------------------------------------
+#
+# A record larger than the broker accepts is shrunk in steps, never dropped:
+#   1. post bodies: content and excerpt (in `post` and `before`) become null;
+#   2. meta values: value/before/raw/before_raw become null;
+#   3. everything but the identifiers: `post` keeps id/type/status, lists empty.
+# Each step names what it removed in `data.omitted`, so consumers know to fetch
+# the full post from WordPress. The caller counts it in a metric.
+
+_BODY_FIELDS = ("content", "excerpt")
+
+
+def fit(event: Event, source: str, limit: int) -> tuple[bytes, list[str]]:
+    """The serialized event, shrunk per the oversize policy to at most ``limit``
+    bytes; returns what was omitted (empty when it fit as it was)."""
+    value = serialize(event, source)
+    if len(value) <= limit:
+        return value, []
+    for step in (_omit_bodies, _omit_meta_values, _omit_all):
+        event = replace(event, data=step(event.data))
+        value = serialize(event, source)
+        if len(value) <= limit:
+            break
+    return value, list(event.data.omitted)
+
+
+def _omit_bodies(data: EventData) -> EventData:
+    if not isinstance(data, PostData):
+        return data
+    in_post = [name for name in _BODY_FIELDS if getattr(data.post, name)]
+    in_before = [name for name in _BODY_FIELDS if data.before.get(name)]
+    post = replace(
+        data.post,
+        content=None if "content" in in_post else data.post.content,
+        excerpt=None if "excerpt" in in_post else data.post.excerpt,
+    )
+    before = {k: (None if k in in_before else v) for k, v in data.before.items()}
+    omitted = [f"post.{name}" for name in in_post] + [f"before.{name}" for name in in_before]
+    return replace(data, post=post, before=before, omitted=[*data.omitted, *omitted])
+
+
+def _omit_meta_values(data: EventData) -> EventData:
+    if not isinstance(data, MetaData):
+        return data
+    changes = [
+        replace(change, value=None, before=None, raw=None, before_raw=None)
+        for change in data.changes
+    ]
+    return replace(data, changes=changes, omitted=[*data.omitted, "changes.values"])
+
+
+def _omit_all(data: EventData) -> EventData:
+    if isinstance(data, PostData):
+        nulls: dict[str, Any] = dict.fromkeys(_NULLABLE_POST_FIELDS)
+        post = Post(
+            id=data.post.id,
+            type=data.post.type,
+            status=data.post.status,
+            password_protected=data.post.password_protected,
+            **nulls,
+        )
+        return replace(data, post=post, before={}, omitted=[*data.omitted, "post", "before"])
+    if isinstance(data, MetaData):
+        return replace(data, changes=[], omitted=[*data.omitted, "changes"])
+    return replace(data, added=[], removed=[], omitted=[*data.omitted, "added", "removed"])
+
+
+_NULLABLE_POST_FIELDS = (
+    "title",
+    "content",
+    "excerpt",
+    "name",
+    "author",
+    "parent",
+    "date",
+    "date_gmt",
+    "modified",
+    "modified_gmt",
+    "menu_order",
+    "guid",
+    "mime_type",
+    "comment_status",
+    "ping_status",
+    "comment_count",
+)
