@@ -30,10 +30,21 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
-_REQUIRED = (
-    "specversion id source type subject time datacontenttype dataschema schemaversion "
-    "binlogfile binlogpos sequence data"
-).split()
+_REQUIRED = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "schemaversion",
+    "binlogfile",
+    "binlogpos",
+    "sequence",
+    "data",
+]
 
 
 def _data_class(event_type: str) -> type[Any]:
