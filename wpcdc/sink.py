@@ -1,0 +1,425 @@
+"""The Kafka sink: produces records to the events topic and reports each acknowledgement.
+
+This module owns the producer side of Kafka: the producer's configuration from
+``KafkaSettings``, creating the topic, refusing records the broker would refuse,
+and turning aiokafka's delivery results into one future per record. It decides
+nothing about events: the caller (the app) shrinks oversized events, tracks the
+futures to advance the checkpoint, and rebuilds the sink after a failure.
+
+Delivery contract:
+
+* :meth:`KafkaSink.send` returns once the record is in the producer's buffer
+  (it waits only while the buffer is full: backpressure). The returned future
+  resolves when the broker acknowledged the record with ``acks=all``, or fails
+  with :class:`DeliveryFailed`.
+* After the first failed delivery the sink is *broken*: every later ``send``
+  raises :class:`DeliveryFailed`. Records queued behind the failed one may still
+  be written, so the caller must rebuild the sink and replay from its
+  checkpoint; event ids make the replayed duplicates recognisable.
+* Errors::
+
+      WpcdcError
+       ├── RecordTooLarge      raised by send() before anything is sent; shrink the event
+       ├── DeliveryFailed      a record was not acknowledged; rebuild and replay
+       └── BrokerUnavailable   start() or ensure_topic() could not reach the brokers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Final
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from wpcdc.errors import ConfigError, PreflightFailed, WpcdcError
+from wpcdc.kafka import _aiokafka_warnings, client_options
+from wpcdc.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+# aiokafka refuses a record above max_request_size on its own (a
+# MessageSizeTooLargeError raised from send()). Our own check against
+# max_message_bytes runs first and is the one callers see; the headroom only keeps
+# aiokafka's identical check from ever being the one that fires.
+_REQUEST_SIZE_HEADROOM: Final = 64 * 1024
+_TOPIC_ERROR_ALREADY_EXISTS: Final = 36
+_START_BACKOFF_FIRST: Final = 0.2
+_START_BACKOFF_MAX: Final = 5.0
+# After the flush: closing sends nothing more, it only ends the in-flight requests.
+_CLOSE_GRACE: Final = 2.0
+
+
+class RecordTooLarge(WpcdcError):
+    """The record is larger than ``kafka.max_message_bytes``; nothing was sent."""
+
+    def __init__(self, *, key: bytes, size: int, limit: int, max_value_size: int) -> None:
+        super().__init__(
+            f"record {key!r} is {size} bytes, more than kafka.max_message_bytes ({limit}); "
+            f"its value must be at most {max_value_size} bytes"
+        )
+        self.key = key
+        self.size = size
+        self.limit = limit
+        self.max_value_size = max_value_size
+
+
+class DeliveryFailed(WpcdcError):
+    """A record was not acknowledged by the broker (the cause is chained)."""
+
+
+class BrokerUnavailable(WpcdcError):
+    """The brokers could not be reached."""
+
+
+def record_size(key: bytes, value: bytes, headers: Headers | None = None) -> int:
+    """Bytes the record takes as a batch of its own, before compression.
+
+    This is what the broker compares with its ``message.max.bytes`` when the
+    record travels alone. It is measured uncompressed: the compressed size is
+    only known once a batch is built, and a record that fits uncompressed fits
+    compressed too, so the check is predictable for the caller's oversize policy.
+    """
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or []))
+
+
+def producer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """AIOKafkaProducer keyword arguments (with the connection's from client_options).
+
+    Ordering: aiokafka has no ``max.in.flight.requests.per.connection`` setting
+    because it behaves as if it were 1. Its Sender (aiokafka/producer/sender.py,
+    ``Sender._sender_routine``, aiokafka 0.14) drains the accumulator with
+    ``drain_by_nodes(ignore_nodes=self._in_flight, muted_partitions=...)``: a node
+    with a produce request in flight gets no second one, and every partition in
+    that request stays muted until its response is handled
+    (``_send_produce_req`` unmutes it). A batch that fails with a retriable
+    error is put back at the *head* of its partition's queue
+    (``MessageAccumulator.reenqueue`` uses ``appendleft``) after
+    ``retry_backoff_ms``. So retries never reorder records within a partition.
+    There is no retry count: a batch is retried until it expires,
+    ``request_timeout_ms`` after the batch was created
+    (``MessageBatch.expired``), and then fails. That is the one way order can
+    break: batch A expires and fails while batch B behind it, younger, is
+    retried and written. The sink stops taking records after the first failure,
+    and the caller replays from its checkpoint, so A is re-sent (after B, with
+    the same event id and sequence: consumers deduplicate and reorder).
+
+    Idempotence is off: the Tansu broker fails ``InitProducerId`` with
+    UnknownError, and with idempotence on aiokafka's sender waits for a producer
+    id before sending anything (``_maybe_wait_for_pid``), so nothing would ever
+    be sent. Ordering does not need it (see above); idempotence would only
+    remove the duplicates that retries and replays create, which event ids
+    already make recognisable.
+    """
+    compression = None if settings.compression == "none" else settings.compression
+    return {
+        **client_options(settings),
+        "acks": "all",
+        "enable_idempotence": False,
+        "compression_type": compression,
+        "linger_ms": settings.linger_ms,
+        # aiokafka fills a batch up to max_batch_size bytes (uncompressed), and
+        # the broker refuses a whole batch above message.max.bytes: a batch must
+        # never be allowed to grow past what one record may be.
+        "max_batch_size": min(settings.max_batch_bytes, settings.max_message_bytes),
+        "max_request_size": settings.max_message_bytes + _REQUEST_SIZE_HEADROOM,
+    }
+
+
+class KafkaSink:
+    """Produces records to ``settings.topic`` and reports each acknowledgement.
+
+    Call :meth:`ensure_topic` before the first :meth:`send`: brokers that create
+    topics on first use (``auto.create.topics.enable``; the Tansu broker always
+    does) would otherwise create it with their own partition count.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: KafkaSettings,
+        start_timeout: float = 60.0,
+        stop_timeout: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self._start_timeout = start_timeout
+        # Every batch expires request_timeout after its creation, so a flush ends
+        # by then even with the broker gone; the margin covers the retry backoff.
+        self._stop_timeout = (
+            stop_timeout if stop_timeout is not None else (settings.request_timeout + 5.0)
+        )
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: set[asyncio.Future[None]] = set()
+        self._failure: BaseException | None = None
+        self._stopped = False
+
+    @property
+    def topic(self) -> str:
+        return self._settings.topic
+
+    @property
+    def failed(self) -> bool:
+        """True once a delivery failed: the sink takes no more records."""
+        return self._failure is not None
+
+    def max_value_size(self, key: bytes, headers: Headers | None = None) -> int:
+        """The largest value that :meth:`send` accepts with this key and headers."""
+        limit = self._settings.max_message_bytes
+        size = max(limit - record_size(key, b"", headers), 0)
+        # The lengths inside a record are varints: the overhead grows by a few
+        # bytes with the value, so step down to the exact boundary.
+        while size > 0 and record_size(key, bytes(size), headers) > limit:
+            size -= 1
+        return size
+
+    async def start(self) -> None:
+        """Connect, retrying with backoff for up to ``start_timeout`` seconds.
+
+        Raises BrokerUnavailable naming the bootstrap servers when no broker
+        answers in time, ConfigError when the TLS files or the compression
+        library are missing.
+        """
+        if self._producer is not None or self._stopped:
+            raise RuntimeError("a KafkaSink starts once; build a new one to reconnect")
+        deadline = time.monotonic() + self._start_timeout
+        delay = _START_BACKOFF_FIRST
+        attempts = 0
+        with _aiokafka_warnings() as reasons:
+            while True:
+                attempts += 1
+                producer = self._new_producer()
+                remaining = max(deadline - time.monotonic(), 0.1)
+                try:
+                    await asyncio.wait_for(producer.start(), remaining)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await _close_quietly(producer)
+                    if time.monotonic() + delay >= deadline:
+                        raise BrokerUnavailable(
+                            f"no Kafka broker answered at {self._settings.bootstrap_servers} "
+                            f"within {self._start_timeout:g} s ({attempts} attempts; "
+                            f"last: {_describe(exc, reasons)}); check kafka.bootstrap_servers "
+                            "and that the broker is running and reachable"
+                        ) from None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _START_BACKOFF_MAX)
+                    reasons.clear()
+                    continue
+                break
+        self._producer = producer
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        try:
+            return AIOKafkaProducer(**producer_options(self._settings))
+        except OSError as exc:
+            raise ConfigError(f"kafka.tls: {exc}") from None
+        except RuntimeError as exc:
+            # aiokafka checks for the compression library when it is built.
+            raise ConfigError(
+                f"kafka.compression = {self._settings.compression!r} cannot be used: {exc}; "
+                "install the codec's library or choose gzip"
+            ) from None
+
+    async def ensure_topic(self) -> bool:
+        """Create the topic when it is missing and ``create_topic`` is on.
+
+        Returns True when it was created. Raises PreflightFailed when it is
+        missing and must not be created, or when the broker refuses to create it.
+        """
+        settings = self._settings
+        with _aiokafka_warnings() as reasons:
+            try:
+                options = client_options(settings)
+            except OSError as exc:
+                raise ConfigError(f"kafka.tls: {exc}") from None
+            admin = AIOKafkaAdminClient(**options)
+            try:
+                return await asyncio.wait_for(
+                    self._ensure_topic(admin), settings.request_timeout * 2
+                )
+            except (KafkaError, OSError, TimeoutError) as exc:
+                raise BrokerUnavailable(
+                    f"cannot check topic {settings.topic!r} on "
+                    f"{settings.bootstrap_servers}: {_describe(exc, reasons)}"
+                ) from None
+            finally:
+                await _close_quietly(admin)
+
+    async def _ensure_topic(self, admin: AIOKafkaAdminClient) -> bool:
+        settings = self._settings
+        await admin.start()
+        # All topics, never ours by name: a metadata request naming a missing
+        # topic makes brokers with auto.create.topics.enable create it.
+        if settings.topic in await admin.list_topics():
+            return False
+        if not settings.create_topic:
+            raise PreflightFailed(
+                f"topic {settings.topic!r} does not exist on {settings.bootstrap_servers}: "
+                f"create it ({settings.partitions} partitions, replication factor "
+                f"{settings.replication_factor}) or set kafka.create_topic = true"
+            )
+        topic = NewTopic(settings.topic, settings.partitions, settings.replication_factor)
+        response = await admin.create_topics([topic])
+        created = True
+        for result in response.topic_errors:
+            code = int(result[1])
+            if code == _TOPIC_ERROR_ALREADY_EXISTS:
+                created = False  # another instance created it in the meantime
+            elif code != 0:
+                message = result[2] if len(result) > 2 and result[2] else for_code(code).__name__
+                raise PreflightFailed(
+                    f"the broker refused to create topic {settings.topic!r} "
+                    f"({settings.partitions} partitions, replication factor "
+                    f"{settings.replication_factor}): {message}"
+                )
+        # Creation is asynchronous on real Kafka clusters: wait until the
+        # metadata lists it, so that the first send finds its partitions.
+        while settings.topic not in await admin.list_topics():
+            await asyncio.sleep(0.1)
+        if created:
+            log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
+        return created
+
+    async def send(
+        self, key: bytes, value: bytes, headers: Headers | None = None
+    ) -> asyncio.Future[None]:
+        """Queue one record; the future resolves when the broker acknowledged it.
+
+        Waits only while the producer's buffer is full. Raises RecordTooLarge
+        before sending anything when the record exceeds ``max_message_bytes``,
+        and DeliveryFailed when the sink is broken or the record could not be
+        queued within ``request_timeout``.
+        """
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("KafkaSink.send() before start() or after stop()")
+        if self._failure is not None:
+            raise DeliveryFailed(
+                f"not sending {key!r}: an earlier record was not acknowledged "
+                f"({_describe(self._failure)}); rebuild the sink and replay from the checkpoint"
+            )
+        size = record_size(key, value, headers)
+        if size > self._settings.max_message_bytes:
+            raise RecordTooLarge(
+                key=key,
+                size=size,
+                limit=self._settings.max_message_bytes,
+                max_value_size=self.max_value_size(key, headers),
+            )
+        try:
+            delivery = await producer.send(self.topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:
+            # The buffer stayed full (or the metadata unknown) for request_timeout.
+            self._fail(exc)
+            raise DeliveryFailed(
+                f"cannot queue {key!r} for {self.topic} on {self._settings.bootstrap_servers}: "
+                f"{_describe(exc)}"
+            ) from exc
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.add(acked)
+        acked.add_done_callback(self._pending.discard)
+        delivery.add_done_callback(lambda done: self._settle(key, done, acked))
+        return acked
+
+    def _settle(
+        self, key: bytes, delivery: asyncio.Future[Any], acked: asyncio.Future[None]
+    ) -> None:
+        if acked.done():  # the caller cancelled it
+            return
+        if delivery.cancelled():
+            acked.cancel()
+            return
+        exc = delivery.exception()
+        if exc is None:
+            acked.set_result(None)
+            return
+        self._fail(exc)
+        failure = DeliveryFailed(
+            f"record {key!r} was not acknowledged by {self._settings.bootstrap_servers} "
+            f"(topic {self.topic}): {_describe(exc)}"
+        )
+        failure.__cause__ = exc
+        acked.set_exception(failure)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+            log.warning("Kafka delivery failed, the sink takes no more records: %s", exc)
+
+    async def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged or failed.
+
+        Does not raise for failed records: their futures carry the errors. Ends
+        within about ``request_timeout`` even when the broker is gone, since
+        aiokafka fails each batch that long after creating it.
+        """
+        if self._producer is not None:
+            await self._flush(self._producer)
+
+    async def stop(self) -> None:
+        """Flush, then close: bounded by ``stop_timeout`` plus a short grace to close.
+
+        Records still unacknowledged when time runs out have their futures
+        failed with DeliveryFailed: none is left pending.
+        """
+        producer, self._producer = self._producer, None
+        self._stopped = True
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(self._flush(producer), self._stop_timeout)
+        except TimeoutError:
+            log.warning("Kafka sink: records unacknowledged after %g s fail", self._stop_timeout)
+        try:
+            await asyncio.wait_for(producer.stop(), _CLOSE_GRACE)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            # Only when stop_timeout is shorter than request_timeout, or the
+            # network hangs: aiokafka's stop() waits for its buffer to drain and
+            # offers no public way to give up sooner. Its task and connections
+            # are left to end on their own (each batch expires request_timeout
+            # after its creation); nothing waits on them any more.
+            log.warning(
+                "Kafka sink: the producer did not close within %g s (%s); abandoning it",
+                _CLOSE_GRACE,
+                _describe(exc),
+            )
+        for acked in list(self._pending):
+            if not acked.done():
+                acked.set_exception(
+                    DeliveryFailed("the sink stopped before the broker acknowledged the record")
+                )
+
+    async def _flush(self, producer: AIOKafkaProducer) -> None:
+        await producer.flush()
+        # Our futures settle in callbacks that run after aiokafka's own.
+        if self._pending:
+            await asyncio.wait(set(self._pending))
+
+    async def __aenter__(self) -> KafkaSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def _close_quietly(client: AIOKafkaProducer | AIOKafkaAdminClient) -> None:
+    close = client.stop if isinstance(client, AIOKafkaProducer) else client.close
+    with contextlib.suppress(Exception):
+        await close()
+
+
+def _describe(exc: BaseException, reasons: list[str] | None = None) -> str:
+    name, text = type(exc).__name__, str(exc)
+    # aiokafka's errors already start with their class name.
+    described = text if text.startswith(name) else (f"{name}: {text}" if text else name)
+    if reasons:
+        # aiokafka only logs why each bootstrap server failed (refused, TLS, SASL).
+        described += f" ({'; '.join(list(dict.fromkeys(reasons))[-3:])})"
+    return described
