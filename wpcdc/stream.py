@@ -1,0 +1,271 @@
+"""The streaming pipeline: source thread -> bounded queue -> fold -> sink -> checkpoint.
+
+The binlog reader blocks, so it runs in a thread of its own and hands batches
+of items to the asyncio loop through a bounded queue: when the broker is slow,
+the reader waits (memory stays bounded) instead of buffering. Every closed fold
+group is tracked until the broker acknowledged all its events; the checkpoint
+store receives the safe position every ``checkpoint_interval`` seconds and on
+shutdown. A delivery failure ends the pipeline with DeliveryFailed: the caller
+rebuilds it from the checkpoint (replayed events keep their ids).
+
+Adapters (source, sink, store) come in as arguments; this module imports no
+I/O library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from wpcdc.checkpoint import Checkpoint, CheckpointStore
+from wpcdc.errors import WpcdcError
+from wpcdc.events import Event, fit
+from wpcdc.fold import ClosedGroup, Folder
+from wpcdc.metrics import Metrics
+from wpcdc.positions import Position, file_index
+from wpcdc.rows import Idle, SourceItem, TransactionPart
+from wpcdc.watermark import AckTracker
+
+log = logging.getLogger("wpcdc.stream")
+
+Headers = list[tuple[str, bytes]]
+CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
+
+
+class Source(Protocol):
+    def items(self) -> Iterator[SourceItem]: ...
+
+    def stop(self) -> None: ...
+
+
+class Sink(Protocol):
+    async def send(
+        self, key: bytes, value: bytes, headers: Headers | None = None
+    ) -> asyncio.Future[None]: ...
+
+    async def flush(self) -> None: ...
+
+    def max_value_size(self, key: bytes, headers: Headers | None = None) -> int: ...
+
+
+class DeliveryFailed(WpcdcError):
+    """The broker did not acknowledge an event; the pipeline restarts from the checkpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    source_name: str
+    checkpoint_interval: float = 2.0
+    # Bounded hand-over: at most queue_batches batches of batch_items items wait.
+    queue_batches: int = 16
+    batch_items: int = 256
+    shutdown_timeout: float = 8.0
+
+
+_END = object()
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        source: Source,
+        sink: Sink,
+        store: CheckpointStore,
+        folder: Folder,
+        tracker: AckTracker,
+        start: Position,
+        config: StreamConfig,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._sink = sink
+        self._store = store
+        self._folder = folder
+        self._tracker = tracker
+        self._start = start
+        self._config = config
+        self._metrics = metrics
+        self._clock = clock
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._saved: Checkpoint | None = None
+        self._last_save = clock()
+        self._reading = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stream until ``stop`` is set (then flush and checkpoint) or an error."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        slots = threading.Semaphore(self._config.queue_batches)
+        reader = threading.Thread(
+            target=self._read, args=(loop, queue, slots), name="wpcdc-binlog", daemon=True
+        )
+        reader.start()
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(self._failed.wait())
+        try:
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                await asyncio.wait(
+                    {getting, stopping, failing}, return_when=asyncio.FIRST_COMPLETED
+                )
+                self._raise_on_failure()
+                if not getting.done():
+                    getting.cancel()
+                    break
+                batch = getting.result()
+                slots.release()
+                if batch is _END:
+                    break
+                if isinstance(batch, BaseException):
+                    raise batch
+                assert isinstance(batch, list)
+                await self._consume(batch)
+                self._raise_on_failure()
+                self._maybe_save()
+            self._raise_on_failure()
+        finally:
+            stopping.cancel()
+            failing.cancel()
+            self._reading = False
+            self._source.stop()
+            for _ in range(self._config.queue_batches):
+                slots.release()  # unblock a reader waiting for room
+            # Also after an error: acknowledged progress is worth keeping.
+            await self._shutdown()
+
+    # --- reader thread -----------------------------------------------------------
+
+    def _read(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[object],
+        slots: threading.Semaphore,
+    ) -> None:
+        def hand_over(value: object) -> bool:
+            while self._reading:
+                if slots.acquire(timeout=0.2):
+                    loop.call_soon_threadsafe(queue.put_nowait, value)
+                    return True
+            return False
+
+        batch: list[SourceItem] = []
+        try:
+            for item in self._source.items():
+                batch.append(item)
+                # Adaptive batching: while the loop is busy (items waiting), fill
+                # batches for throughput; when it waits for us, hand over at every
+                # transaction end for latency. qsize() from this thread is only an
+                # estimate, which is all this needs.
+                if (
+                    len(batch) >= self._config.batch_items
+                    or isinstance(item, Idle)
+                    or (item.end is not None and queue.qsize() == 0)
+                ):
+                    if not hand_over(batch):
+                        return
+                    batch = []
+            if batch:
+                hand_over(batch)
+            hand_over(_END)
+        except BaseException as exc:  # handed to the loop, which raises it
+            if self._reading:
+                hand_over(exc)
+
+    # --- folding and sending -------------------------------------------------------
+
+    async def _consume(self, batch: list[SourceItem]) -> None:
+        metrics = self._metrics
+        for item in batch:
+            if isinstance(item, TransactionPart):
+                if item.end is not None:
+                    metrics.transactions.inc()
+                    metrics.last_commit.set(item.transaction.timestamp)
+                for change in item.changes:
+                    metrics.row_changes.labels(change.table.kind.value).inc()
+                closed = self._folder.feed(item)
+            else:
+                closed = self._folder.idle()
+            for group in closed:
+                await self._send(group)
+        metrics.open_groups.set(self._folder.open_groups)
+        metrics.in_flight.set(self._tracker.in_flight)
+
+    async def _send(self, group: ClosedGroup) -> None:
+        group_id = self._tracker.track(group)
+        for event in group.events:
+            headers: Headers = [CONTENT_TYPE_HEADER, ("ce_type", event.type.encode())]
+            limit = self._sink.max_value_size(event.key, headers)
+            value, omitted = fit(event, self._config.source_name, limit)
+            if omitted:
+                self._metrics.oversize.labels(event.type).inc()
+                log.warning(
+                    "event %s (%s) exceeds kafka.max_message_bytes: sent without %s",
+                    event.id,
+                    event.type,
+                    ", ".join(omitted),
+                )
+            future = await self._sink.send(event.key, value, headers)
+            future.add_done_callback(self._on_delivery(group_id, event))
+
+    def _on_delivery(self, group_id: int, event: Event) -> Callable[[asyncio.Future[None]], None]:
+        def done(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                self._fail(DeliveryFailed(f"delivery of {event.id} was cancelled"))
+                return
+            error = future.exception()
+            if error is not None:
+                self._fail(
+                    DeliveryFailed(f"the broker did not acknowledge event {event.id}: {error}")
+                )
+                return
+            self._tracker.ack(group_id)
+            self._metrics.events.labels(event.type).inc()
+
+        return done
+
+    def _fail(self, error: DeliveryFailed) -> None:
+        if self._failure is None:
+            self._failure = error
+            self._failed.set()
+
+    def _raise_on_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    # --- checkpoints ---------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint:
+        consumed = self._folder.position or self._start
+        return self._tracker.checkpoint(consumed, self._folder.low_watermark())
+
+    def _maybe_save(self) -> None:
+        if self._clock() - self._last_save >= self._config.checkpoint_interval:
+            self._save()
+
+    def _save(self) -> None:
+        checkpoint = self.checkpoint()
+        self._last_save = self._clock()
+        if checkpoint == self._saved:
+            return
+        self._store.save(checkpoint)
+        self._saved = checkpoint
+        self._metrics.checkpoint_file.set(file_index(checkpoint.position.file))
+        self._metrics.checkpoint_pos.set(checkpoint.position.pos)
+        self._metrics.checkpoint_saved.set(time.time())
+        log.debug("checkpoint %s (%d covered)", checkpoint.position, len(checkpoint.covered))
+
+    async def _shutdown(self) -> None:
+        """Wait (bounded) for what was sent, then save the checkpoint it allows."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sink.flush(), self._config.shutdown_timeout)
+        self._save()
+        log.info("checkpoint saved at %s", self.checkpoint().position)
