@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,13 +63,71 @@ class DeliveryFailed(WpcdcError):
 class StreamConfig:
     source_name: str
     checkpoint_interval: float = 2.0
-    # Bounded hand-over: at most queue_batches batches of batch_items items wait.
-    queue_batches: int = 16
-    batch_items: int = 256
+    # Bounded hand-over: at most this many source items wait for the loop.
+    queue_items: int = 1000
     shutdown_timeout: float = 8.0
 
 
-_END = object()
+@dataclass(frozen=True, slots=True)
+class _End:
+    """The source's iterator ended, normally or with ``error``."""
+
+    error: BaseException | None
+
+
+class Handoff:
+    """A bounded hand-over from the reader thread to the asyncio loop.
+
+    The reader never holds items back (a blocked binlog read must not delay what
+    it already has): each item is appended at once, and the loop takes
+    everything waiting as one batch, so batches grow when the loop is busy and
+    shrink to one item when it is idle. The reader blocks while ``capacity``
+    items wait: memory stays bounded when the broker is slow.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self._loop = loop
+        self._capacity = capacity
+        self._items: deque[object] = deque()
+        self._condition = threading.Condition()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, item: object) -> bool:
+        """From the reader thread; False once the loop has closed the hand-over."""
+        with self._condition:
+            while len(self._items) >= self._capacity and not self._closed:
+                self._condition.wait(0.2)
+            if self._closed:
+                return False
+            self._items.append(item)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+        return True
+
+    async def take(self) -> list[object]:
+        """On the loop: everything waiting, at least one item."""
+        while True:
+            with self._condition:
+                if self._items:
+                    batch = list(self._items)
+                    self._items.clear()
+                    self._condition.notify_all()
+                    return batch
+                waiter = self._waiter = self._loop.create_future()
+            await waiter
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._items.clear()
+            self._condition.notify_all()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Pipeline:
@@ -102,87 +161,55 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stream until ``stop`` is set (then flush and checkpoint) or an error."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        slots = threading.Semaphore(self._config.queue_batches)
+        handoff = Handoff(asyncio.get_running_loop(), self._config.queue_items)
         reader = threading.Thread(
-            target=self._read, args=(loop, queue, slots), name="wpcdc-binlog", daemon=True
+            target=self._read, args=(handoff,), name="wpcdc-binlog", daemon=True
         )
         reader.start()
         stopping = asyncio.ensure_future(stop.wait())
         failing = asyncio.ensure_future(self._failed.wait())
         try:
             while True:
-                getting = asyncio.ensure_future(queue.get())
-                await asyncio.wait(
-                    {getting, stopping, failing}, return_when=asyncio.FIRST_COMPLETED
-                )
+                taking = asyncio.ensure_future(handoff.take())
+                await asyncio.wait({taking, stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
                 self._raise_on_failure()
-                if not getting.done():
-                    getting.cancel()
+                if not taking.done():
+                    taking.cancel()
                     break
-                batch = getting.result()
-                slots.release()
-                if batch is _END:
-                    break
-                if isinstance(batch, BaseException):
-                    raise batch
-                assert isinstance(batch, list)
-                await self._consume(batch)
+                batch = taking.result()
+                items = [item for item in batch if not isinstance(item, _End)]
+                await self._consume(items)
                 self._raise_on_failure()
                 self._maybe_save()
+                if len(items) < len(batch):
+                    end = next(item for item in batch if isinstance(item, _End))
+                    if end.error is not None:
+                        raise end.error
+                    break
             self._raise_on_failure()
         finally:
             stopping.cancel()
             failing.cancel()
-            self._reading = False
+            handoff.close()
             self._source.stop()
-            for _ in range(self._config.queue_batches):
-                slots.release()  # unblock a reader waiting for room
             # Also after an error: acknowledged progress is worth keeping.
             await self._shutdown()
 
     # --- reader thread -----------------------------------------------------------
 
-    def _read(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[object],
-        slots: threading.Semaphore,
-    ) -> None:
-        def hand_over(value: object) -> bool:
-            while self._reading:
-                if slots.acquire(timeout=0.2):
-                    loop.call_soon_threadsafe(queue.put_nowait, value)
-                    return True
-            return False
-
-        batch: list[SourceItem] = []
+    def _read(self, handoff: Handoff) -> None:
+        error: BaseException | None = None
         try:
             for item in self._source.items():
-                batch.append(item)
-                # Adaptive batching: while the loop is busy (items waiting), fill
-                # batches for throughput; when it waits for us, hand over at every
-                # transaction end for latency. qsize() from this thread is only an
-                # estimate, which is all this needs.
-                if (
-                    len(batch) >= self._config.batch_items
-                    or isinstance(item, Idle)
-                    or (item.end is not None and queue.qsize() == 0)
-                ):
-                    if not hand_over(batch):
-                        return
-                    batch = []
-            if batch:
-                hand_over(batch)
-            hand_over(_END)
-        except BaseException as exc:  # handed to the loop, which raises it
-            if self._reading:
-                hand_over(exc)
+                if not handoff.put(item):
+                    return
+        except BaseException as exc:  # raised again on the loop's side
+            error = exc
+        handoff.put(_End(error))
 
     # --- folding and sending -------------------------------------------------------
 
-    async def _consume(self, batch: list[SourceItem]) -> None:
+    async def _consume(self, batch: list[object]) -> None:
         metrics = self._metrics
         for item in batch:
             if isinstance(item, TransactionPart):
@@ -192,8 +219,10 @@ class Pipeline:
                 for change in item.changes:
                     metrics.row_changes.labels(change.table.kind.value).inc()
                 closed = self._folder.feed(item)
-            else:
+            elif isinstance(item, Idle):
                 closed = self._folder.idle()
+            else:
+                raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
                 await self._send(group)
         metrics.open_groups.set(self._folder.open_groups)
