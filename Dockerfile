@@ -23,7 +23,9 @@ WORKDIR /var/lib/wpcdc
 # The checkpoint must survive restarts: mount a volume here.
 VOLUME ["/var/lib/wpcdc"]
 ENV PYTHONUNBUFFERED=1 \
-    WPCDC_CHECKPOINT__PATH=/var/lib/wpcdc/checkpoint.json
+    WPCDC_CHECKPOINT__PATH=/var/lib/wpcdc/checkpoint.json \
+    WPCDC_METRICS__HOST=0.0.0.0
+EXPOSE 9108
 ENTRYPOINT ["/usr/bin/tini", "--", "wpcdc"]
 # `run` becomes the default once the streamer lands; until then, the preflight.
 CMD ["check"]

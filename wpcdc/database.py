@@ -27,6 +27,8 @@ from wpcdc.preflight import (
     detect_flavor,
     wordpress_layout,
 )
+from wpcdc.mirror import Mirror
+from wpcdc.rows import TableKind, classify_table
 from wpcdc.settings import MysqlSettings
 from wpcdc.tls import client_context
 
@@ -304,3 +306,46 @@ def _position(reader: _Reader, flavor: Flavor) -> tuple[BinlogPosition | None, s
     return BinlogPosition(
         file=str(row["File"]), position=int(row["Position"]), gtid_set=gtid_set
     ), ""
+
+
+def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
+    """The blogs whose post tables exist: 1 (the main site) and each multisite blog."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (settings.database,),
+        )
+        names = [str(row[0]) for row in cursor.fetchall()]
+    blogs = {
+        ref.blog_id
+        for ref in (classify_table(settings.table_prefix, name) for name in names)
+        if ref is not None and ref.kind is TableKind.POSTS
+    }
+    return sorted(blogs)
+
+
+def load_mirror(settings: MysqlSettings) -> Mirror:
+    """Read what the fold's mirror starts from: post types/statuses and terms of every blog.
+
+    Rows stream through an unbuffered cursor, so a large site does not need the
+    whole result in memory twice.
+    """
+    mirror = Mirror()
+    with contextlib.closing(connect(settings)) as conn:
+        for blog in watched_blogs(conn, settings):
+            prefix = settings.table_prefix if blog == 1 else f"{settings.table_prefix}{blog}_"
+            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+                cursor.execute(
+                    f"SELECT ID, post_type, post_status, post_parent FROM {_quote(prefix + 'posts')}"
+                )
+                mirror.load_posts(blog, cursor)
+            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+                cursor.execute(
+                    "SELECT term_taxonomy_id, taxonomy, term_id FROM "
+                    + _quote(prefix + "term_taxonomy")
+                )
+                mirror.load_taxonomies(blog, cursor)
+            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+                cursor.execute(f"SELECT term_id, slug, name FROM {_quote(prefix + 'terms')}")
+                mirror.load_terms(blog, cursor)
+    return mirror

@@ -155,6 +155,13 @@ class EventSettings(_Section):
     source: str = ""
 
 
+class MetricsSettings(_Section):
+    # Prometheus metrics at http://{host}:{port}/metrics while `wpcdc run` runs.
+    # port 0 turns the endpoint off. In a container, listen on 0.0.0.0.
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
 class PreflightSettings(_Section):
     # How long wpcdc may be stopped (upgrade, outage) before it must resume.
     # `wpcdc check` fails when the server would purge binlogs sooner than that.
@@ -176,6 +183,7 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     fold: FoldSettings = FoldSettings()
     events: EventSettings = EventSettings()
+    metrics: MetricsSettings = MetricsSettings()
     preflight: PreflightSettings = PreflightSettings()
 
     @classmethod
