@@ -71,6 +71,60 @@ def check(
     raise typer.Exit(report.exit_code(results))
 
 
+@app.command()
+def tail(
+    config: ConfigOption = None,
+    topic: Annotated[
+        str | None, typer.Option("--topic", "-t", help="Topic to read (default: kafka.topic).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each record's envelope as one JSON line.")
+    ] = False,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning", help="Start at the oldest record (default: only new ones)."
+        ),
+    ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-follow",
+            help="Keep waiting for new records; --no-follow stops at the end the topic had "
+            "when tail started.",
+        ),
+    ] = True,
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only events of this type (repeatable).", show_default=False),
+    ] = None,
+    post: Annotated[int | None, typer.Option("--post", help="Only events of this post ID.")] = None,
+    blog: Annotated[int | None, typer.Option("--blog", help="Only events of this blog ID.")] = None,
+    max_events: Annotated[
+        int | None, typer.Option("--max", min=1, help="Stop after printing this many events.")
+    ] = None,
+) -> None:
+    """Print the events on the topic, one line each, for debugging.
+
+    Joins no consumer group and commits nothing. Records that are not wpcdc
+    events are shown raw, whatever the filters (on stderr with --json).
+    """
+    # Imported here: aiokafka stays out of the start-up of the other commands.
+    from wpcdc import tail as wpcdc_tail
+
+    settings = _settings(config)
+    options = wpcdc_tail.TailOptions(
+        topic=topic or settings.kafka.topic,
+        as_json=as_json,
+        from_beginning=from_beginning,
+        follow=follow,
+        filter=wpcdc_tail.TailFilter(types=frozenset(types or ()), post_id=post, blog_id=blog),
+        max_events=max_events,
+        color=wpcdc_tail.color_wanted(sys.stdout),
+    )
+    wpcdc_tail.run(settings.kafka, options)
+
+
 def main() -> None:
     """Console entry point: run the app, turning WpcdcError into a message and an exit code."""
     # Typer handles usage errors itself (exit 2); ours carry their own exit code.

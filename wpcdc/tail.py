@@ -1,0 +1,418 @@
+"""``wpcdc tail``: reads the events topic and prints it for people, one line per event.
+
+This module owns how an envelope reads on a terminal (:func:`render`,
+:func:`summary`, :func:`render_raw`: pure functions of the record), which
+records a filter lets through (:class:`TailFilter`), and the consumer loop
+(:func:`tail`). The consumer joins no group and commits nothing: it assigns
+itself every partition, so tailing never moves anyone's offsets nor triggers a
+rebalance of the real consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import heapq
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TextIO
+
+import orjson
+import typer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from wpcdc import envelope as wire
+from wpcdc.errors import WpcdcError
+from wpcdc.kafka import _aiokafka_warnings, client_options
+from wpcdc.settings import KafkaSettings
+
+TYPE_WIDTH: Final = 17  # len("post_meta_changed")
+SUBJECT_WIDTH: Final = 14
+TITLE_WIDTH: Final = 60
+EXCERPT_WIDTH: Final = 100
+RAW_BYTES: Final = 200
+RAW_MARKER: Final = "!! not a wpcdc event"
+NO_TIME: Final = "--:--:--.---"
+
+# Colour by what happened to the post: appeared, changed, went away, side data.
+_COLORS: Final[Mapping[str, str]] = {
+    "post_created": typer.colors.GREEN,
+    "post_published": typer.colors.GREEN,
+    "post_restored": typer.colors.GREEN,
+    "post_updated": typer.colors.YELLOW,
+    "post_scheduled": typer.colors.YELLOW,
+    "post_unpublished": typer.colors.RED,
+    "post_trashed": typer.colors.RED,
+    "post_deleted": typer.colors.RED,
+    "post_meta_changed": typer.colors.CYAN,
+    "taxonomy_changed": typer.colors.MAGENTA,
+    "post_snapshot": typer.colors.BLUE,
+}
+_STATUS_CHANGES: Final = frozenset(
+    {
+        "post_updated",
+        "post_published",
+        "post_unpublished",
+        "post_scheduled",
+        "post_trashed",
+        "post_restored",
+    }
+)
+_META_SIGNS: Final[Mapping[str, str]] = {"added": "+", "updated": "~", "deleted": "-"}
+# Titles and keys come from anyone who can edit a post: no terminal escapes,
+# no line breaks.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+# --- rendering (pure) ------------------------------------------------------------
+
+
+def color_wanted(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def render(event: Mapping[str, Any], *, color: bool = False, tz: dt.tzinfo | None = None) -> str:
+    """One line for an envelope: local time, type, subject, what changed."""
+    kind = _clean(str(event.get("type", "?")))
+    label = kind.ljust(TYPE_WIDTH)
+    if color and kind in _COLORS:
+        label = typer.style(label, fg=_COLORS[kind], bold=kind == "post_deleted")
+    subject = _clean(str(event.get("subject", "?"))).ljust(SUBJECT_WIDTH)
+    return f"{_clock(event.get('time'), tz)}  {label}  {subject}  {summary(event)}".rstrip()
+
+
+def render_raw(
+    *,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    timestamp_ms: int | None,
+    reason: str,
+    color: bool = False,
+    tz: dt.tzinfo | None = None,
+) -> str:
+    """One line for a record that is not a wpcdc envelope."""
+    clock = NO_TIME
+    if timestamp_ms is not None and timestamp_ms >= 0:
+        clock = _format_clock(dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC), tz)
+    marker = typer.style(RAW_MARKER, fg=typer.colors.RED, bold=True) if color else RAW_MARKER
+    shown = value[:RAW_BYTES] if value is not None else None
+    more = (
+        f" (+{len(value) - RAW_BYTES} bytes)"
+        if value is not None and len(value) > RAW_BYTES
+        else ""
+    )
+    return (
+        f"{clock}  {marker} ({_clean(reason)}): partition {partition} offset {offset} "
+        f"key={key!r} value={shown!r}{more}"
+    )
+
+
+def summary(event: Mapping[str, Any]) -> str:
+    """What changed, from ``data``; unknown shapes fall back to a JSON excerpt."""
+    data = event.get("data")
+    kind = event.get("type")
+    text = ""
+    if isinstance(data, Mapping):
+        try:
+            text = _summarize(str(kind), data)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            text = ""
+        omitted = data.get("omitted")
+        if text and isinstance(omitted, list) and omitted:
+            text += f"  [omitted: {', '.join(_clean(str(o)) for o in omitted)}]"
+    return text or _excerpt(data)
+
+
+def _summarize(kind: str, data: Mapping[str, Any]) -> str:
+    post = data.get("post")
+    post = post if isinstance(post, Mapping) else {}
+    if kind in ("post_created", "post_snapshot", "post_deleted"):
+        if not post:
+            raise KeyError("post")
+        status = post.get("status")
+        if kind == "post_deleted" or not status:
+            return _title(post)
+        return f"{_title(post)} ({_clean(str(status))})"
+    if kind in _STATUS_CHANGES:
+        return _changes(data, post)
+    if kind == "post_meta_changed":
+        changes = [
+            f"{_META_SIGNS.get(change['op'], '?')}{_clean(str(change['key']))}"
+            for change in _list(data["changes"])
+        ]
+        return " ".join(changes) or "(no meta changed)"
+    if kind == "taxonomy_changed":
+        added = [f"+{_term(term)}" for term in _list(data.get("added", []))]
+        removed = [f"-{_term(term)}" for term in _list(data.get("removed", []))]
+        return " ".join(added + removed) or "(no term changed)"
+    return ""
+
+
+def _changes(data: Mapping[str, Any], post: Mapping[str, Any]) -> str:
+    before = data.get("before")
+    before = before if isinstance(before, Mapping) else {}
+    changed = [_clean(str(name)) for name in _list(data.get("changed", []))]
+    parts = []
+    if "status" in before:
+        changed = [name for name in changed if name != "status"]
+        now = post.get("status", "?")
+        parts.append(f"status {_clean(str(before['status']))}→{_clean(str(now))}")
+    if changed:
+        parts.insert(0, ", ".join(changed))
+    return "; ".join(parts) if parts else "(no field changed)"
+
+
+def _term(term: Any) -> str:
+    if not isinstance(term, Mapping):
+        raise TypeError("a term is an object")
+    # An unresolved term (the mirror never saw it) has only its id.
+    taxonomy = term.get("taxonomy") or "?"
+    slug = term.get("slug") or term.get("name") or f"#{term.get('term_taxonomy_id', '?')}"
+    return f"{_clean(str(taxonomy))}:{_clean(str(slug))}"
+
+
+def _title(post: Mapping[str, Any]) -> str:
+    title = post.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return "(no title)"
+    return f'"{_shorten(_clean(title), TITLE_WIDTH)}"'
+
+
+def _list(value: Any) -> Sequence[Any]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return value
+
+
+def _excerpt(data: Any) -> str:
+    if isinstance(data, Mapping):
+        # The ids are in the subject already.
+        data = {k: v for k, v in data.items() if k not in ("blog_id", "post_id", "post_type")}
+    try:
+        text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        text = repr(data)
+    return _shorten(_clean(text), EXCERPT_WIDTH)
+
+
+def _clock(value: Any, tz: dt.tzinfo | None) -> str:
+    if not isinstance(value, str):
+        return NO_TIME
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return NO_TIME
+    if moment.tzinfo is None:  # CloudEvents time is RFC 3339: UTC unless it says otherwise
+        moment = moment.replace(tzinfo=dt.UTC)
+    return _format_clock(moment, tz)
+
+
+def _format_clock(moment: dt.datetime, tz: dt.tzinfo | None) -> str:
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M:%S}.{local.microsecond // 1000:03d}"
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class TailFilter:
+    """Which events to show; empty means all. Ids come from ``data`` or the key."""
+
+    types: frozenset[str] = frozenset()
+    post_id: int | None = None
+    blog_id: int | None = None
+
+    def matches(self, event: Mapping[str, Any], key: bytes | None) -> bool:
+        if self.types and event.get("type") not in self.types:
+            return False
+        if self.post_id is None and self.blog_id is None:
+            return True
+        blog_id, post_id = _ids(event, key)
+        if self.blog_id is not None and blog_id != self.blog_id:
+            return False
+        return self.post_id is None or post_id == self.post_id
+
+
+def _ids(event: Mapping[str, Any], key: bytes | None) -> tuple[int | None, int | None]:
+    data = event.get("data")
+    blog_id = post_id = None
+    if isinstance(data, Mapping):
+        blog_id, post_id = _int(data.get("blog_id")), _int(data.get("post_id"))
+    if (blog_id is None or post_id is None) and key is not None:
+        # The record key is "{blog_id}:{post_id}" (see wpcdc.envelope).
+        blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
+        blog_id = blog_id if blog_id is not None else _int_text(blog_text)
+        post_id = post_id if post_id is not None else _int_text(post_text)
+    return blog_id, post_id
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_text(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+# --- the consumer loop ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TailOptions:
+    topic: str
+    as_json: bool = False
+    from_beginning: bool = False
+    # False: stop once the end offsets that existed at the start are reached.
+    follow: bool = True
+    filter: TailFilter = field(default_factory=TailFilter)
+    # Stop after printing this many events.
+    max_events: int | None = None
+    color: bool = False
+    tz: dt.tzinfo | None = None
+
+
+Write = Callable[[str], None]
+
+# A fetch must hold the largest record the sink may write.
+_FETCH_HEADROOM: Final = 64 * 1024
+_POLL_MS: Final = 500
+
+
+async def tail(settings: KafkaSettings, options: TailOptions, out: Write, err: Write) -> int:
+    """Print the topic's records until the end (no follow), ``max_events``, or cancellation.
+
+    Returns the number of events printed. Raises WpcdcError when the broker
+    cannot be reached or the topic does not exist.
+    """
+    where = settings.bootstrap_servers
+    try:
+        client = client_options(settings)
+    except OSError as exc:
+        raise WpcdcError(f"kafka.tls: {exc}") from None
+    fetch_bytes = max(settings.max_message_bytes + _FETCH_HEADROOM, 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        **client,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
+    )
+    try:
+        with _aiokafka_warnings() as reasons:
+            try:
+                await asyncio.wait_for(consumer.start(), settings.request_timeout)
+                # All topics, never ours by name: brokers with
+                # auto.create.topics.enable create a topic a metadata request names.
+                topics = await asyncio.wait_for(consumer.topics(), settings.request_timeout)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
+                raise WpcdcError(
+                    f"cannot read from the Kafka broker at {where}: "
+                    f"{type(exc).__name__}{detail}; check kafka.bootstrap_servers"
+                ) from None
+        if options.topic not in topics:
+            raise WpcdcError(
+                f"topic {options.topic!r} does not exist on {where}; "
+                "check --topic (default: kafka.topic)"
+            )
+        return await _consume(consumer, options, out, err)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+async def _consume(consumer: AIOKafkaConsumer, options: TailOptions, out: Write, err: Write) -> int:
+    partitions = sorted(consumer.partitions_for_topic(options.topic) or ())
+    tps = [TopicPartition(options.topic, p) for p in partitions]
+    consumer.assign(tps)
+    if options.from_beginning:
+        await consumer.seek_to_beginning(*tps)
+    else:
+        # On the Tansu broker the end offset is the last *batch's* base offset
+        # + 1, not the last record's: starting there shows the rest of that
+        # batch as if it were new.
+        await consumer.seek_to_end(*tps)
+    unfinished: dict[TopicPartition, int] = {}
+    if not options.follow:
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            if await consumer.position(tp) < ends[tp]:
+                unfinished[tp] = ends[tp]
+    printed = 0
+    while options.follow or unfinished:
+        fetched = await consumer.getmany(timeout_ms=_POLL_MS)
+        for record in _in_time_order(fetched.values()):
+            printed += _print(record, options, out, err)
+            if options.max_events is not None and printed >= options.max_events:
+                return printed
+        # Fetches return whole batches, so this also covers the Tansu end offsets
+        # (see above): the last batch arrives in full.
+        for tp, end in list(unfinished.items()):
+            if await consumer.position(tp) >= end:
+                del unfinished[tp]
+    return printed
+
+
+def _in_time_order(batches: Iterable[list[Any]]) -> Iterable[Any]:
+    # Interleave partitions by timestamp for reading, keeping each partition's order.
+    return heapq.merge(*batches, key=lambda record: record.timestamp)
+
+
+def _print(record: Any, options: TailOptions, out: Write, err: Write) -> int:
+    try:
+        event = wire.decode(record.value or b"")
+    except ValueError as exc:
+        line = render_raw(
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            timestamp_ms=record.timestamp,
+            reason=str(exc),
+            color=options.color and not options.as_json,
+            tz=options.tz,
+        )
+        # Someone else writes to this topic: always worth seeing, whatever the
+        # filters, but never inside a JSON-lines stream.
+        (err if options.as_json else out)(line)
+        return 0
+    if not options.filter.matches(event, record.key):
+        return 0
+    if options.as_json:
+        out(orjson.dumps(event).decode())
+    else:
+        out(render(event, color=options.color, tz=options.tz))
+    return 1
+
+
+def run(settings: KafkaSettings, options: TailOptions) -> None:
+    """Tail until done; Ctrl-C and a closed pipe (``| head``) end it quietly."""
+
+    def out(line: str) -> None:
+        typer.echo(line, color=options.color or None)
+
+    def err(line: str) -> None:
+        typer.echo(line, err=True)
+
+    try:
+        asyncio.run(tail(settings, options, out, err))
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # Python would fail again flushing stdout at exit; point it at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
