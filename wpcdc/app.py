@@ -7,11 +7,25 @@ prints. Nothing here holds a rule: rules live in the pure modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
 
-from wpcdc.database import read_server_facts
+import pymysql
+from prometheus_client import CollectorRegistry, start_http_server
+
+from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
+from wpcdc.database import load_mirror, read_server_facts
+from wpcdc.fold import FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
+from wpcdc.metrics import Metrics
 from wpcdc.preflight import BrokerFacts, CheckResult, ServerFacts, ServerUnreachable, evaluate
 from wpcdc.settings import Settings
+from wpcdc.sink import BrokerUnavailable, KafkaSink
+from wpcdc.sink import DeliveryFailed as SinkDeliveryFailed
+from wpcdc.source import BinlogSource, check_position_available, current_position
+from wpcdc.stream import DeliveryFailed, Pipeline, StreamConfig
+from wpcdc.watermark import AckTracker
 
 
 def check(settings: Settings) -> list[CheckResult]:
@@ -29,3 +43,109 @@ async def _gather_facts(settings: Settings) -> tuple[ServerFacts | ServerUnreach
         read_broker_facts(settings.kafka),
     )
     return server, broker
+
+
+# --- wpcdc run ---------------------------------------------------------------------
+
+log = logging.getLogger("wpcdc.run")
+
+# Between pipeline rebuilds after a broker or connection failure.
+RESTART_BACKOFF_FIRST = 1.0
+RESTART_BACKOFF_MAX = 30.0
+
+
+def source_name(settings: Settings) -> str:
+    return settings.events.source or f"wpcdc://{settings.mysql.host}/{settings.mysql.database}"
+
+
+def run(settings: Settings) -> None:
+    """Stream until SIGTERM/SIGINT; rebuild the pipeline from the checkpoint after
+    broker or connection failures; raise on failures no retry can fix."""
+    asyncio.run(_run(settings))
+
+
+async def _run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    if settings.metrics.port:
+        start_http_server(settings.metrics.port, settings.metrics.host, registry=registry)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics.host, settings.metrics.port)
+    store = FileCheckpointStore(settings.checkpoint.path)
+    delay = RESTART_BACKOFF_FIRST
+    while not stop.is_set():
+        try:
+            await _stream_once(settings, store, metrics, stop)
+            return
+        except (DeliveryFailed, SinkDeliveryFailed, BrokerUnavailable) as exc:
+            reason = "broker"
+            message = str(exc)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            reason = "database"
+            message = f"{type(exc).__name__}: {exc}"
+        metrics.restarts.labels(reason).inc()
+        log.warning("%s; restarting from the checkpoint in %.0fs", message, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, RESTART_BACKOFF_MAX)
+
+
+async def _stream_once(
+    settings: Settings, store: FileCheckpointStore, metrics: Metrics, stop: asyncio.Event
+) -> None:
+    checkpoint = store.load()
+    if checkpoint is None:
+        position = await asyncio.to_thread(current_position, settings.mysql)
+        checkpoint = Checkpoint(position=position)
+        # Saved at once: a crash before the first acknowledgement must resume
+        # here, not at a later end of the binlog.
+        store.save(checkpoint)
+        log.info(
+            "no checkpoint in %s: starting at the end of the binlog (%s). "
+            "Run `wpcdc snapshot` to load the posts that already exist.",
+            settings.checkpoint.path,
+            position,
+        )
+    else:
+        await asyncio.to_thread(check_position_available, settings.mysql, checkpoint.position)
+        log.info("resuming at %s", checkpoint.position)
+    mirror = await asyncio.to_thread(load_mirror, settings.mysql)
+    sink = KafkaSink(settings=settings.kafka)
+    await sink.start()
+    try:
+        await sink.ensure_topic()
+        covered = {(c.blog_id, c.post_id): c.through for c in checkpoint.covered}
+        pipeline = Pipeline(
+            source=BinlogSource(
+                mysql=settings.mysql,
+                start=checkpoint.position,
+                # Idle closes fold groups: it must mean "quiet for longer than the
+                # window", so that it agrees with what a replay would decide.
+                heartbeat=float(settings.fold.window_seconds + 1),
+            ),
+            sink=sink,
+            store=store,
+            folder=Folder(
+                config=FoldConfig.from_settings(settings.fold), mirror=mirror, covered=covered
+            ),
+            tracker=AckTracker(checkpoint.covered),
+            start=checkpoint.position,
+            config=StreamConfig(
+                source_name=source_name(settings),
+                checkpoint_interval=settings.checkpoint.interval_seconds,
+            ),
+            metrics=metrics,
+        )
+        log.info(
+            "streaming %s on %s:%d to topic %s",
+            settings.mysql.database,
+            settings.mysql.host,
+            settings.mysql.port,
+            settings.kafka.topic,
+        )
+        await pipeline.run(stop)
+    finally:
+        await sink.stop()

@@ -5,6 +5,7 @@ Only commands that work are registered here; the rest arrive with their issues.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,7 @@ import typer
 
 from wpcdc import __version__, report
 from wpcdc import app as wpcdc_app
-from wpcdc.errors import WpcdcError
+from wpcdc.errors import ConfigError, WpcdcError
 from wpcdc.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -123,6 +124,41 @@ def tail(
         color=wpcdc_tail.color_wanted(sys.stdout),
     )
     wpcdc_tail.run(settings.kafka, options)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "INFO",
+) -> None:
+    """Stream binlog changes to Kafka as events, from the checkpoint, until stopped.
+
+    With no checkpoint it starts at the current end of the binlog (load existing
+    posts with `wpcdc snapshot`). SIGTERM/SIGINT: stop reading, flush, save the
+    checkpoint, exit 0. Exit 3: server misconfigured; 4: the checkpoint's binlog is
+    gone; 5: the checkpoint cannot be read or written.
+    """
+    settings = _settings(config)
+    _configure_logging(log_level)
+    wpcdc_app.run(settings)
+
+
+def _configure_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"--log-level: unknown level {level!r} (DEBUG, INFO, WARNING, ERROR)")
+    logging.basicConfig(
+        level=numeric,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiokafka logs every reconnect attempt at ERROR; wpcdc reports outages itself
+    # (with --log-level DEBUG the library speaks too).
+    logging.getLogger("aiokafka").setLevel(
+        numeric if numeric <= logging.DEBUG else logging.CRITICAL
+    )
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.connections import Connection
 
+from wpcdc.mirror import Mirror
 from wpcdc.preflight import (
     BinlogPosition,
     Flavor,
@@ -27,7 +28,6 @@ from wpcdc.preflight import (
     detect_flavor,
     wordpress_layout,
 )
-from wpcdc.mirror import Mirror
 from wpcdc.rows import TableKind, classify_table
 from wpcdc.settings import MysqlSettings
 from wpcdc.tls import client_context

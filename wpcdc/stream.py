@@ -26,7 +26,7 @@ from typing import Protocol
 
 from wpcdc.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.errors import WpcdcError
-from wpcdc.events import Event, fit
+from wpcdc.events import Event, MetaData, fit
 from wpcdc.fold import ClosedGroup, Folder
 from wpcdc.metrics import Metrics
 from wpcdc.positions import Position, file_index
@@ -234,6 +234,10 @@ class Pipeline:
             headers: Headers = [CONTENT_TYPE_HEADER, ("ce_type", event.type.encode())]
             limit = self._sink.max_value_size(event.key, headers)
             value, omitted = fit(event, self._config.source_name, limit)
+            if isinstance(event.data, MetaData):
+                errors = sum(1 for change in event.data.changes if change.error is not None)
+                if errors:
+                    self._metrics.meta_decode_errors.inc(errors)
             if omitted:
                 self._metrics.oversize.labels(event.type).inc()
                 log.warning(
