@@ -145,6 +145,25 @@ def run(
     wpcdc_app.run(settings)
 
 
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo's servers keep their files.")
+    ] = Path(".wpcdc-demo"),
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave MariaDB and the broker running afterwards.")
+    ] = False,
+) -> None:
+    """Run the whole flow locally: private MariaDB, broker, WordPress, `wpcdc run`, events.
+
+    Needs Debian's mariadb-server, php-cli, php-mysql and wordpress, and the
+    broker wheel (pip install 'wpcdc[test]'); scripts/demo installs them.
+    """
+    from wpcdc import demo as wpcdc_demo
+
+    wpcdc_demo.run(directory.resolve(), keep=keep, say=typer.echo)
+
+
 def _configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
