@@ -1,0 +1,74 @@
+"""GTID state tracking and reconnect backoff of the binlog source (pure parts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wpcdc.source import Backoff, GtidState
+
+UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+UUID2 = "1c2aad49-ae92-409a-b4df-d05a03e4702e"
+
+
+def test_mariadb_keeps_the_latest_sequence_per_domain() -> None:
+    state = GtidState("0-1-41,1-2-7")
+    state.add("0-1-42")
+    state.add("2-1-1")
+    assert state.value == "0-1-42,1-2-7,2-1-1"
+
+
+def test_mariadb_gtid_list_with_several_servers_per_domain_keeps_the_latest() -> None:
+    assert GtidState("0-1-100,0-2-150,0-3-120").value == "0-2-150"
+
+
+def test_empty_base_is_known_and_grows() -> None:
+    state = GtidState("")
+    assert state.value == ""
+    state.add("0-1-1")
+    assert state.value == "0-1-1"
+
+
+def test_unknown_base_stays_unknown_until_reset() -> None:
+    state = GtidState(None)
+    state.add("0-1-5")
+    assert state.value is None
+    state.reset("0-1-5")
+    state.add("0-1-6")
+    assert state.value == "0-1-6"
+
+
+def test_mysql_intervals_extend_and_merge() -> None:
+    state = GtidState(f"{UUID}:1-5:7-9")
+    state.add(f"{UUID}:10")
+    assert state.value == f"{UUID}:1-5:7-10"
+    state.add(f"{UUID}:6")
+    assert state.value == f"{UUID}:1-10"
+    state.add(f"{UUID2.upper()}:3")
+    assert state.value == f"{UUID2}:3,{UUID}:1-10"
+
+
+def test_mysql_set_as_the_server_prints_it() -> None:
+    state = GtidState(f"{UUID}:1-3,\n{UUID2}:1-2:4")
+    assert state.value == f"{UUID2}:1-2:4,{UUID}:1-3"
+
+
+def test_tagged_or_garbled_sets_make_tracking_unknown() -> None:
+    assert GtidState(f"{UUID}:mytag:1-5").value is None
+    assert GtidState("nonsense").value is None
+    state = GtidState("0-1-1")
+    state.add("not-a-gtid")
+    assert state.value is None
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(0.5, 3.0)
+    assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+
+
+def test_backoff_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Backoff(0, 1)
+    with pytest.raises(ValueError):
+        Backoff(2, 1)
