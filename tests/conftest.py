@@ -10,6 +10,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from tests.support.infra import (
     start_kafka,
     start_mysql,
 )
+from tests.support.streaming import Streamer, wpcdc_env
 from tests.support.wordpress import install_wordpress
 from wpcdc.local.wordpress import WordPressSite
 
@@ -108,3 +110,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         "wpcdc infrastructure: " + ", ".join(chosen) + " (unset: Docker if it answers, else local)"
     ]
+
+
+@pytest.fixture
+def streamer(
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    kafka_broker: KafkaEndpoint,
+    kafka_topic: str,
+    tmp_path: Path,
+) -> Iterator[Streamer]:
+    """A `wpcdc run` process for this test's database and topic (not started yet)."""
+    env = wpcdc_env(
+        mysql_server, mysql_database, kafka_broker.bootstrap_servers, kafka_topic, tmp_path
+    )
+    process = Streamer(env=env, workdir=tmp_path)
+    yield process
+    process.close()
