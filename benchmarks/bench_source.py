@@ -1,0 +1,163 @@
+"""Binlog source throughput: BinlogSource.items() next to plain mysql-replication loops.
+
+Starts a private MariaDB, installs WordPress, writes a WordPress-shaped binlog
+(``--posts`` wp_insert_post calls with tags, meta, a 2 KB body, and one option
+update each, as plugins do), then reads the same binlog several ways, each
+``--rounds`` times, and prints the median row changes per second:
+
+- ``items()``: the source as the app uses it (watched tables only);
+- ``items() without only_tables``: the source with the table predicate off;
+- plain loops touching every row value, with and without ``only_tables`` and
+  ``freeze_schema``.
+
+Run on demand: ``.venv/bin/python benchmarks/bench_source.py --posts 2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+import wpcdc.source as source_module
+from wpcdc.local.mariadb import MariaDBServer
+from wpcdc.local.wordpress import WordPressSite
+from wpcdc.positions import Position
+from wpcdc.rows import TableKind, TransactionPart
+from wpcdc.settings import MysqlSettings
+from wpcdc.source import BinlogSource, current_position
+
+DATABASE = "bench"
+MARKER = "bench-end-marker"
+
+WRITE_POSTS = """
+$body = str_repeat('Lorem ipsum dolor sit amet. ', 73);
+for ($i = 0; $i < $args['posts']; $i++) {
+    $id = wp_insert_post(['post_title' => "Post $i", 'post_content' => $body,
+                          'post_status' => 'publish'], true);
+    wp_set_post_tags($id, ["tag" . ($i % 50), "tag" . ($i % 7)]);
+    update_post_meta($id, 'views', $i);
+    update_post_meta($id, 'subtitle', "Subtitle $i");
+    update_option('bench_last_post', $id);
+}
+return $args['posts'];
+"""
+
+
+def write_binlog(server: MariaDBServer, posts: int) -> tuple[MysqlSettings, Position]:
+    with server.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
+    site = WordPressSite(
+        host=server.host, port=server.port, user=server.user, password="", database=DATABASE
+    )
+    site.install()
+    mysql = MysqlSettings(port=server.port, user=server.user, database=DATABASE, server_id=77)
+    start = current_position(mysql)
+    began = time.monotonic()
+    site.php(WRITE_POSTS, {"posts": posts})
+    with server.connect(DATABASE) as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = ''")
+        cursor.execute(f"INSERT INTO wp_posts (post_title) VALUES ('{MARKER}')")
+    print(f"wrote {posts} posts in {time.monotonic() - began:.1f}s")
+    return mysql, start
+
+
+def through_items(mysql: MysqlSettings, start: Position) -> int:
+    source = BinlogSource(mysql=mysql, start=start)
+    rows = 0
+    for item in source.items():
+        if isinstance(item, TransactionPart):
+            rows += len(item.changes)
+            if any(
+                c.table.kind is TableKind.POSTS and c.image.get("post_title") == MARKER
+                for c in item.changes
+            ):
+                source.stop()
+    return rows
+
+
+def through_items_without_only_tables(mysql: MysqlSettings, start: Position) -> int:
+    original = source_module._WatchedTables.__contains__
+    source_module._WatchedTables.__contains__ = lambda self, table: True  # type: ignore[method-assign]
+    try:
+        return through_items(mysql, start)
+    finally:
+        source_module._WatchedTables.__contains__ = original  # type: ignore[method-assign]
+
+
+WATCHED = [f"wp_{kind}" for kind in TableKind]
+
+
+def plain_loop(only_tables: bool, freeze_schema: bool) -> Callable[[MysqlSettings, Position], int]:
+    def run(mysql: MysqlSettings, start: Position) -> int:
+        reader = BinLogStreamReader(
+            connection_settings={"host": mysql.host, "port": mysql.port, "user": mysql.user},
+            server_id=mysql.server_id + 1,
+            log_file=start.file,
+            log_pos=start.pos,
+            resume_stream=True,
+            blocking=False,
+            only_schemas=[mysql.database],
+            only_tables=WATCHED if only_tables else None,
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+            freeze_schema=freeze_schema,
+            enable_logging=False,
+        )
+        rows = 0
+        touched: Any = None
+        for event in reader:
+            for row in event.rows:
+                for image in row.values():
+                    touched = image  # every value is decoded by now
+                rows += 1
+        reader.close()
+        del touched
+        return rows
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    readers: dict[str, Callable[[MysqlSettings, Position], int]] = {
+        "items()": through_items,
+        "items() without only_tables": through_items_without_only_tables,
+        "plain loop": plain_loop(only_tables=False, freeze_schema=False),
+        "plain loop, only_tables": plain_loop(only_tables=True, freeze_schema=False),
+        "plain loop, freeze_schema": plain_loop(only_tables=False, freeze_schema=True),
+        "plain loop, both": plain_loop(only_tables=True, freeze_schema=True),
+    }
+    with tempfile.TemporaryDirectory(prefix="wpcdc-bench-") as directory:
+        server = MariaDBServer.start(Path(directory))
+        try:
+            mysql, start = write_binlog(server, args.posts)
+            results: dict[str, list[tuple[int, float]]] = {name: [] for name in readers}
+            for _ in range(args.rounds):
+                for name, read in readers.items():  # interleaved: noise hits all alike
+                    began = time.perf_counter()
+                    rows = read(mysql, start)
+                    results[name].append((rows, time.perf_counter() - began))
+        finally:
+            server.stop()
+    baseline = statistics.median(s for _, s in results["plain loop"])
+    print(f"{'reader':32} {'rows':>8} {'median s':>9} {'rows/s':>9} {'vs plain':>9}")
+    for name, runs in results.items():
+        seconds = statistics.median(s for _, s in runs)
+        rows = runs[0][0]
+        print(
+            f"{name:32} {rows:8d} {seconds:9.2f} {rows / seconds:9.0f} {baseline / seconds:8.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
