@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.infra import MysqlEndpoint, ServerFactory
-from wpcdc.errors import PositionLost, ServerMisconfigured
+from wpcdc.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.local.wordpress import WordPressSite
 from wpcdc.positions import Position
 from wpcdc.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
@@ -375,6 +375,35 @@ def test_a_partial_row_image_is_refused(mysql_server: MysqlEndpoint, mysql_datab
         cur.execute("UPDATE wp_posts SET post_title = 'c'")
     error = Consumer(source(mysql_server, mysql_database, start)).wait_for_error()
     assert isinstance(error, ServerMisconfigured) and "binlog_row_image=FULL" in str(error)
+
+
+def test_a_refused_login_is_a_clear_error(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
+    mysql = settings(mysql_server, mysql_database).model_copy(
+        update={"user": "nobody", "password": SecretStr("wrong")}
+    )
+    with pytest.raises(PreflightFailed, match="refused"):
+        current_position(mysql)
+    start = Position("binlog.000001", 4)
+    error = Consumer(BinlogSource(mysql=mysql, start=start, **FAST)).wait_for_error()
+    assert isinstance(error, PreflightFailed) and "mysql.password" in str(error)
+
+
+def test_the_watchdog_drops_a_silent_connection(
+    mysql_server: MysqlEndpoint, mysql_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_schema(mysql_server, mysql_database)
+    start = current_position(settings(mysql_server, mysql_database))
+    # Heartbeats rarer than the stall timeout: an idle server looks stalled.
+    quiet = source(
+        mysql_server, mysql_database, start, heartbeat=10, read_timeout=30, stall_timeout=0.5
+    )
+    with caplog.at_level("WARNING", logger="wpcdc.source"), consuming(quiet) as consumer:
+        deadline = time.monotonic() + 10
+        while "stalled" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        title = insert_marker(mysql_server, mysql_database)
+        consumer.wait(lambda items: any(map(has_title(title), changes_of(items))))
+    assert "no binlog packet" in caplog.text and "(stalled); reconnecting" in caplog.text
 
 
 class _ResetStream:
