@@ -26,7 +26,14 @@ Binlog shapes handled (``|`` separates events of one transaction)::
 
 A transaction starts where the previous one's commit event ends (or at the
 start a RotateEvent names); that start is the transaction's position and the
-place a resume replays it from.
+place a resume replays it from. Its ``timestamp`` is the header time of its
+first event (GTID or BEGIN), the same in every part; for WordPress's
+autocommitted statements that is the commit second. Positions carry the GTID
+state (see :class:`GtidState`) when the start position had one.
+
+Known limits: an XA transaction is handed out at XA PREPARE (a later XA
+ROLLBACK is not undone); TRUNCATE or DROP of a watched table logs no row
+changes (the source logs a warning). WordPress uses neither.
 
 Loud failures (DESIGN promise 7) raise :mod:`wpcdc.errors` exceptions: a purged
 or impossible start position (``PositionLost``), row events without column
@@ -857,8 +864,12 @@ class BinlogSource:
                 f"GRANT SELECT ON `{self._database}`.* TO <user>; (`wpcdc check` shows the "
                 "exact statements)."
             )
+        text = _error_text(exc)
+        if isinstance(exc, FileNotFoundError | PermissionError) or "CERTIFICATE_VERIFY" in text:
+            # A TLS file or certificate problem: retrying cannot fix it.
+            return PreflightFailed(f"TLS to MySQL failed ({text}); check mysql.tls.*")
         if isinstance(exc, pymysql.err.MySQLError | OSError | EOFError | struct.error):
-            return _Retry(_error_text(exc))
+            return _Retry(text)
         return exc
 
     def _fatal_reading(self, exc: Exception, position: Position) -> WpcdcError:
