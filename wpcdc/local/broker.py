@@ -44,12 +44,23 @@ class TansuBroker:
         *,
         port: int | None = None,
         schema_registry: Path | None = None,
+        advertised_port: int | None = None,
         timeout: float = 30.0,
     ) -> TansuBroker:
+        """Start a broker on ``port`` (a free one by default). ``advertised_port`` is
+        the port clients are told to use, when a proxy stands in front (tests)."""
         directory.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
-        args = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+        args = [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            advertised,
+        ]
         if schema_registry is not None:
             args += ["--schema-registry", f"file://{schema_registry.resolve()}"]
         log = directory / "broker.log"

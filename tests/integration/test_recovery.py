@@ -1,0 +1,195 @@
+"""Nothing committed is lost: crashes, database restarts and broker outages mid-stream.
+
+Each test lets real WordPress write while `wpcdc run` streams, breaks something,
+then rebuilds every post from the topic (deduplicated by id, ordered by
+sequence) and compares it with the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
+from tests.support.materialize import compare_with_database, deduplicate, materialize
+from tests.support.proxy import CuttableProxy
+from tests.support.streaming import Streamer, binlog_end, read_topic, wpcdc_env
+from tests.support.wordpress import install_wordpress
+from wpcdc.local.broker import TansuBroker
+from wpcdc.local.ports import free_port
+from wpcdc.local.wordpress import WordPressSite
+
+pytestmark = pytest.mark.integration
+
+# One PHP process making many changes, as a bulk import or a busy site would:
+# posts created with tags and meta, then rounds of title, meta and tag edits.
+WRITER = """
+$ids = [];
+for ($i = 0; $i < $args['posts']; $i++) {
+    $ids[] = wp_insert_post(['post_title' => "post $i", 'post_status' => 'publish',
+        'tags_input' => ['t' . ($i % 5)], 'meta_input' => ['round' => 0]], true);
+}
+for ($round = 1; $round <= $args['rounds']; $round++) {
+    foreach ($ids as $k => $id) {
+        wp_update_post(['ID' => $id, 'post_title' => "post $k round $round"]);
+        update_post_meta($id, 'round', $round);
+        if ($round % 2 == 0) {
+            wp_set_post_tags($id, ['t' . (($k + $round) % 5)]);
+        }
+        if ($args['pause_ms']) { usleep($args['pause_ms'] * 1000); }
+    }
+}
+return $ids;
+"""
+
+
+class Writer(threading.Thread):
+    """Runs the WRITER snippet in the background; ``ids`` once it is done."""
+
+    def __init__(self, site: WordPressSite, **args: Any) -> None:
+        super().__init__(daemon=True)
+        self._site, self._args = site, {"pause_ms": 0, **args}
+        self.ids: list[int] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.ids = self._site.php(WRITER, self._args, timeout=600)
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self, timeout: float = 300) -> list[int]:
+        self.join(timeout)
+        assert not self.is_alive(), "the WordPress writer did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.ids
+
+
+def assert_topic_matches_database(
+    server: MysqlEndpoint, database: str, bootstrap: str, topic: str, ids: list[int]
+) -> int:
+    records = read_topic(bootstrap, topic)
+    problems = compare_with_database(materialize(deduplicate(records)), server, database, ids)
+    assert problems == [], "\n".join(problems[:20])
+    return len(records)
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(
+    wordpress: WordPressSite,
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    kafka_broker: KafkaEndpoint,
+    kafka_topic: str,
+    streamer: Streamer,
+) -> None:
+    streamer.start()
+    # 250 creates + 250 x 8 rounds x ~2.5 changes: about 5,000 WordPress changes.
+    writer = Writer(wordpress, posts=250, rounds=8)
+    writer.start()
+    start = streamer.checkpoint()
+    assert start is not None
+    deadline = time.monotonic() + 120
+    while streamer.checkpoint().position == start.position:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "no progress before the crash"
+        time.sleep(0.2)
+    time.sleep(2)
+    streamer.kill()
+    crashed_at = streamer.checkpoint()
+    time.sleep(1)
+    streamer.start()
+    ids = writer.finish()
+    final = streamer.wait_caught_up(mysql_server, timeout=120)
+    assert crashed_at is not None and crashed_at.position.key() < final.position.key()
+    assert streamer.stop() == 0
+    count = assert_topic_matches_database(
+        mysql_server, mysql_database, kafka_broker.bootstrap_servers, kafka_topic, ids
+    )
+    assert count >= 250 * 8  # every round changed every post
+
+
+def test_mariadb_restart_mid_stream_loses_nothing(
+    mysql_server_factory: ServerFactory,
+    kafka_broker: KafkaEndpoint,
+    kafka_topic: str,
+    tmp_path: Path,
+) -> None:
+    server = mysql_server_factory()
+    database = "wp_restart"
+    server.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
+    site = install_wordpress(server, database)
+    streamer = Streamer(
+        env=wpcdc_env(server, database, kafka_broker.bootstrap_servers, kafka_topic, tmp_path),
+        workdir=tmp_path,
+    )
+    try:
+        streamer.start()
+        site.php(WRITER, {"posts": 40, "rounds": 2, "pause_ms": 0})
+        before = binlog_end(server)
+        server.restart(kill=True, down_seconds=3)
+        # The streamer reconnects by itself; WordPress writes again after the restart.
+        ids = site.php(WRITER, {"posts": 40, "rounds": 2, "pause_ms": 0})
+        checkpoint = streamer.wait_caught_up(server, timeout=90)
+        assert before.key() < checkpoint.position.key()
+        assert streamer.process is not None and streamer.process.poll() is None, "it must not exit"
+        assert streamer.stop() == 0
+        all_ids = [
+            int(row[0])
+            for row in server.execute(
+                "SELECT ID FROM wp_posts WHERE post_type = 'post' AND post_title LIKE 'post %'",
+                database,
+            )
+        ]
+        assert len(all_ids) == 80 and set(ids) <= set(all_ids)
+        assert_topic_matches_database(
+            server, database, kafka_broker.bootstrap_servers, kafka_topic, all_ids
+        )
+    finally:
+        streamer.close()
+
+
+def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
+    wordpress: WordPressSite,
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    streamer: Streamer,
+    kafka_topic: str,
+    tmp_path: Path,
+) -> None:
+    proxy_port, broker_port = free_port(), free_port()
+    broker = TansuBroker.start(tmp_path / "broker", port=broker_port, advertised_port=proxy_port)
+    proxy = CuttableProxy(proxy_port, broker_port)
+    proxy.start()
+    bootstrap = f"127.0.0.1:{proxy_port}"
+    try:
+        streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
+        streamer.start()
+        writer = Writer(wordpress, posts=60, rounds=6, pause_ms=20)
+        writer.start()
+        time.sleep(3)
+        proxy.cut()
+        cut_at = binlog_end(mysql_server)
+        highest = None
+        outage_end = time.monotonic() + 30
+        while time.monotonic() < outage_end:
+            checkpoint = streamer.checkpoint()
+            assert checkpoint is not None
+            # Nothing written after the cut can have been acknowledged.
+            assert checkpoint.position.key() <= cut_at.key(), (checkpoint.position, cut_at)
+            highest = checkpoint.position
+            assert streamer.process is not None and streamer.process.poll() is None
+            time.sleep(0.5)
+        proxy.restore()
+        ids = writer.finish()
+        final = streamer.wait_caught_up(mysql_server, timeout=120)
+        assert highest is not None and highest.key() < final.position.key()
+        assert "restarting from the checkpoint" in streamer.log_text()
+        assert streamer.stop() == 0
+        assert_topic_matches_database(mysql_server, mysql_database, bootstrap, kafka_topic, ids)
+    finally:
+        proxy.cut()
+        broker.stop()

@@ -1,0 +1,127 @@
+"""Rebuilding post state from the topic and comparing it with the database.
+
+This is what a consumer does: deduplicate by id, order each post's events by
+sequence, apply them. If the state matches the database, no change was lost;
+the chain check proves no change was applied twice under a different id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.infra import MysqlEndpoint
+from tests.support.streaming import Record
+
+POST_FIELDS = {"title": "post_title", "content": "post_content", "status": "post_status"}
+
+
+@dataclass
+class PostState:
+    post: dict[str, Any] | None = None
+    deleted: bool = False
+    meta: dict[int, tuple[str, Any]] = field(default_factory=dict)  # meta_id -> (key, raw)
+    terms: set[int] = field(default_factory=set)  # term_taxonomy_ids
+
+
+def deduplicate(records: list[Record]) -> list[dict[str, Any]]:
+    """One event per id; a re-sent event must be byte-identical to its original."""
+    by_id: dict[str, Record] = {}
+    for record in records:
+        earlier = by_id.get(record.event["id"])
+        if earlier is None:
+            by_id[record.event["id"]] = record
+        else:
+            assert earlier.value == record.value, (
+                f"id {record.event['id']} re-sent with other content"
+            )
+    return sorted((r.event for r in by_id.values()), key=lambda e: e["sequence"])
+
+
+def materialize(events: list[dict[str, Any]]) -> dict[int, PostState]:
+    """Post state per post id (blog 1), checking each post event's `before` against
+    the state the previous event left: a change applied twice would break the chain."""
+    states: dict[int, PostState] = defaultdict(PostState)
+    for event in events:
+        data = event["data"]
+        if data["blog_id"] != 1:
+            continue
+        state = states[data["post_id"]]
+        kind = event["type"]
+        if kind == "post_meta_changed":
+            for change in data["changes"]:
+                if change["op"] == "deleted":
+                    state.meta.pop(change["meta_id"], None)
+                else:
+                    raw = change["raw"] if change["raw"] is not None else change["value"]
+                    state.meta[change["meta_id"]] = (change["key"], raw)
+        elif kind == "taxonomy_changed":
+            for term in data["added"]:
+                assert term["term_taxonomy_id"] not in state.terms, (
+                    f"{event['id']} adds a term twice"
+                )
+                state.terms.add(term["term_taxonomy_id"])
+            for term in data["removed"]:
+                assert term["term_taxonomy_id"] in state.terms, (
+                    f"{event['id']} removes an absent term"
+                )
+                state.terms.discard(term["term_taxonomy_id"])
+        elif kind == "post_deleted":
+            state.deleted = True
+        else:
+            if state.post is not None and kind != "post_created":
+                for name, old in data["before"].items():
+                    assert state.post[name] == old, (
+                        f"{event['id']}: before.{name} does not follow the previous event"
+                    )
+            state.post = data["post"]
+    return states
+
+
+def compare_with_database(
+    states: dict[int, PostState],
+    server: MysqlEndpoint,
+    database: str,
+    post_ids: list[int],
+    ignored_meta: frozenset[str] = frozenset({"_edit_lock", "_edit_last", "_pingme", "_encloseme"}),
+) -> list[str]:
+    """Differences between the materialized state and the database, for these posts."""
+    problems: list[str] = []
+    ids = ",".join(str(i) for i in post_ids)
+    rows = server.execute(
+        f"SELECT ID, post_title, post_content, post_status FROM wp_posts WHERE ID IN ({ids})",
+        database,
+    )
+    meta_rows = server.execute(
+        f"SELECT post_id, meta_id, meta_key, meta_value FROM wp_postmeta WHERE post_id IN ({ids})",
+        database,
+    )
+    term_rows = server.execute(
+        f"SELECT object_id, term_taxonomy_id FROM wp_term_relationships WHERE object_id IN ({ids})",
+        database,
+    )
+    meta: dict[int, dict[int, tuple[str, Any]]] = defaultdict(dict)
+    for post_id, meta_id, key, value in meta_rows:
+        if key not in ignored_meta:
+            meta[post_id][meta_id] = (key, value)
+    terms: dict[int, set[int]] = defaultdict(set)
+    for post_id, tt_id in term_rows:
+        terms[post_id].add(tt_id)
+    for post_id, title, content, status in rows:
+        state = states.get(post_id)
+        if state is None or state.post is None:
+            problems.append(f"post {post_id}: no event on the topic")
+            continue
+        for name, value in (("title", title), ("content", content), ("status", status)):
+            if state.post[name] != value:
+                problems.append(f"post {post_id}: {name} {state.post[name]!r} != {value!r}")
+        if state.meta != meta[post_id]:
+            problems.append(f"post {post_id}: meta {state.meta} != {meta[post_id]}")
+        if state.terms != terms[post_id]:
+            problems.append(f"post {post_id}: terms {state.terms} != {terms[post_id]}")
+    missing = set(post_ids) - {row[0] for row in rows}
+    for post_id in sorted(missing):
+        if not states.get(post_id, PostState()).deleted:
+            problems.append(f"post {post_id}: deleted in the database, not on the topic")
+    return problems
