@@ -16,15 +16,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
 from wpcdc.database import load_mirror, read_server_facts
+from wpcdc.errors import BrokerUnavailable, DeliveryFailed
 from wpcdc.fold import FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
 from wpcdc.preflight import BrokerFacts, CheckResult, ServerFacts, ServerUnreachable, evaluate
 from wpcdc.settings import Settings
-from wpcdc.sink import BrokerUnavailable, KafkaSink
-from wpcdc.sink import DeliveryFailed as SinkDeliveryFailed
+from wpcdc.sink import KafkaSink
 from wpcdc.source import BinlogSource, check_position_available, current_position
-from wpcdc.stream import DeliveryFailed, Pipeline, StreamConfig
+from wpcdc.stream import Pipeline, StreamConfig
 from wpcdc.watermark import AckTracker
 
 
@@ -80,7 +80,7 @@ async def _run(settings: Settings) -> None:
         try:
             await _stream_once(settings, store, metrics, stop)
             return
-        except (DeliveryFailed, SinkDeliveryFailed, BrokerUnavailable) as exc:
+        except (DeliveryFailed, BrokerUnavailable) as exc:
             reason = "broker"
             message = str(exc)
         except (pymysql.err.MySQLError, OSError) as exc:

@@ -6,6 +6,8 @@
      │    └── ServerMisconfigured   found while streaming (format not ROW, compressed events)
      ├── PositionLost          the checkpoint's binlog is gone (purged) or invalid; exit 4
      ├── CheckpointError       the checkpoint store cannot be read or written; exit 5
+     ├── DeliveryFailed        the broker did not acknowledge an event (run retries)
+     ├── BrokerUnavailable     no broker answered in time (run retries)
      └── LocalStackError       the embedded local setup (demo, tests) cannot start; exit 1
 
 Every message says what is wrong and what to do next. Exit codes are part of the
@@ -48,6 +50,15 @@ class PositionLost(WpcdcError):
 
 class CheckpointError(WpcdcError):
     exit_code = EXIT_CHECKPOINT
+
+
+class DeliveryFailed(WpcdcError):
+    """The broker did not acknowledge a record; `wpcdc run` rebuilds its pipeline
+    from the checkpoint (re-sent events keep their ids)."""
+
+
+class BrokerUnavailable(WpcdcError):
+    """No broker answered within the time allowed; the message names them."""
 
 
 class LocalStackError(WpcdcError):

@@ -61,7 +61,7 @@ class _Collect(logging.Handler):
 
 
 @contextlib.contextmanager
-def _aiokafka_warnings() -> Iterator[list[str]]:
+def aiokafka_warnings() -> Iterator[list[str]]:
     """Capture aiokafka's own warnings instead of letting them reach stderr.
 
     aiokafka only logs why each bootstrap server failed (refused, TLS, SASL) and
@@ -82,7 +82,7 @@ def _aiokafka_warnings() -> Iterator[list[str]]:
 
 async def read_broker_facts(settings: KafkaSettings) -> BrokerFacts:
     """Fetch the cluster metadata within ``kafka.request_timeout``; judge nothing."""
-    with _aiokafka_warnings() as warnings:
+    with aiokafka_warnings() as warnings:
         try:
             options = client_options(settings)
         except OSError as exc:

@@ -37,8 +37,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from wpcdc.errors import ConfigError, PreflightFailed, WpcdcError
-from wpcdc.kafka import _aiokafka_warnings, client_options
+from wpcdc.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    DeliveryFailed,
+    PreflightFailed,
+    WpcdcError,
+)
+from wpcdc.kafka import aiokafka_warnings, client_options
 from wpcdc.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -69,14 +75,6 @@ class RecordTooLarge(WpcdcError):
         self.size = size
         self.limit = limit
         self.max_value_size = max_value_size
-
-
-class DeliveryFailed(WpcdcError):
-    """A record was not acknowledged by the broker (the cause is chained)."""
-
-
-class BrokerUnavailable(WpcdcError):
-    """The brokers could not be reached."""
 
 
 def record_size(key: bytes, value: bytes, headers: Headers | None = None) -> int:
@@ -191,7 +189,7 @@ class KafkaSink:
         deadline = time.monotonic() + self._start_timeout
         delay = _START_BACKOFF_FIRST
         attempts = 0
-        with _aiokafka_warnings() as reasons:
+        with aiokafka_warnings() as reasons:
             while True:
                 attempts += 1
                 producer = self._new_producer()
@@ -233,7 +231,7 @@ class KafkaSink:
         missing and must not be created, or when the broker refuses to create it.
         """
         settings = self._settings
-        with _aiokafka_warnings() as reasons:
+        with aiokafka_warnings() as reasons:
             try:
                 options = client_options(settings)
             except OSError as exc:

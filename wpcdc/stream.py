@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wpcdc.checkpoint import Checkpoint, CheckpointStore
-from wpcdc.errors import WpcdcError
+from wpcdc.errors import DeliveryFailed
 from wpcdc.events import Event, MetaData, fit
 from wpcdc.fold import ClosedGroup, Folder
 from wpcdc.metrics import Metrics
@@ -53,10 +53,6 @@ class Sink(Protocol):
     async def flush(self) -> None: ...
 
     def max_value_size(self, key: bytes, headers: Headers | None = None) -> int: ...
-
-
-class DeliveryFailed(WpcdcError):
-    """The broker did not acknowledge an event; the pipeline restarts from the checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 
 from wpcdc import envelope as wire
 from wpcdc.errors import WpcdcError
-from wpcdc.kafka import _aiokafka_warnings, client_options
+from wpcdc.kafka import aiokafka_warnings, client_options
 from wpcdc.settings import KafkaSettings
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
@@ -312,7 +312,7 @@ async def tail(settings: KafkaSettings, options: TailOptions, out: Write, err: W
         fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
     )
     try:
-        with _aiokafka_warnings() as reasons:
+        with aiokafka_warnings() as reasons:
             try:
                 await asyncio.wait_for(consumer.start(), settings.request_timeout)
                 # All topics, never ours by name: brokers with

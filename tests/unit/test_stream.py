@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.binlog_builder import POSTS, Binlog, post_row, update
 from wpcdc.checkpoint import Checkpoint
+from wpcdc.errors import DeliveryFailed
 from wpcdc.fold import FoldConfig, Folder
 from wpcdc.metrics import Metrics
 from wpcdc.mirror import Mirror
 from wpcdc.rows import Idle, SourceItem
-from wpcdc.stream import DeliveryFailed, Headers, Pipeline, StreamConfig
+from wpcdc.stream import Headers, Pipeline, StreamConfig
 from wpcdc.watermark import AckTracker
 
 
