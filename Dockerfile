@@ -27,5 +27,5 @@ ENV PYTHONUNBUFFERED=1 \
     WPCDC_METRICS__HOST=0.0.0.0
 EXPOSE 9108
 ENTRYPOINT ["/usr/bin/tini", "--", "wpcdc"]
-# `run` becomes the default once the streamer lands; until then, the preflight.
-CMD ["check"]
+# Run `wpcdc check` once against your database first (docker run ... wpcdc check).
+CMD ["run"]
