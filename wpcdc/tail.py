@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from wpcdc import envelope as wire
 from wpcdc.errors import WpcdcError
+from wpcdc.events import POST_EVENT_TYPES
 from wpcdc.kafka import aiokafka_warnings, client_options
 from wpcdc.settings import KafkaSettings
 
@@ -53,16 +54,8 @@ _COLORS: Final[Mapping[str, str]] = {
     "taxonomy_changed": typer.colors.MAGENTA,
     "post_snapshot": typer.colors.BLUE,
 }
-_STATUS_CHANGES: Final = frozenset(
-    {
-        "post_updated",
-        "post_published",
-        "post_unpublished",
-        "post_scheduled",
-        "post_trashed",
-        "post_restored",
-    }
-)
+# Post events that report changed fields (all but created and deleted).
+_STATUS_CHANGES: Final = frozenset(POST_EVENT_TYPES) - {"post_created", "post_deleted"}
 _META_SIGNS: Final[Mapping[str, str]] = {"added": "+", "updated": "~", "deleted": "-"}
 # Titles and keys come from anyone who can edit a post: no terminal escapes,
 # no line breaks.

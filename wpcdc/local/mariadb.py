@@ -17,7 +17,7 @@ from pathlib import Path
 import pymysql
 
 from wpcdc.errors import LocalStackError
-from wpcdc.local.ports import free_port
+from wpcdc.local.ports import free_port, stop_process
 
 # The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured
 # server pass overrides, which win because mariadbd takes the last value given.
@@ -165,14 +165,7 @@ class MariaDBServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop cleanly (SIGTERM), killing the server if it does not finish in time."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would."""

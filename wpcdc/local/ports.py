@@ -1,8 +1,10 @@
-"""Free loopback ports and waiting for a TCP listener, for the local stack."""
+"""The plumbing of the local stack: free loopback ports, waiting for a listener,
+stopping a child server."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 
@@ -23,3 +25,15 @@ def wait_for_listener(host: str, port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
