@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from wpcdc.rows import TableKind, classify_table
 from wpcdc.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
 
 Flavor = Literal["mariadb", "mysql"]
 
 # The five tables of one WordPress site; the first three are streamed, the
 # last two are the lookups that give term_taxonomy ids their meaning.
-WORDPRESS_TABLES = ("posts", "postmeta", "term_relationships", "term_taxonomy", "terms")
+WORDPRESS_TABLES = tuple(kind.value for kind in TableKind)
 
 SKIPPED_NO_DATABASE = "skipped: needs a database connection"
 SKIPPED_NO_BROKER = "skipped: needs a broker connection"
@@ -158,12 +159,11 @@ class WordPressLayout:
 def wordpress_layout(prefix: str, tables: Iterable[str]) -> WordPressLayout:
     present = set(tables)
     main_missing = tuple(prefix + s for s in WORDPRESS_TABLES if prefix + s not in present)
-    pattern = re.compile(re.escape(prefix) + r"([1-9][0-9]*)_(" + "|".join(WORDPRESS_TABLES) + ")$")
     found: dict[int, set[str]] = {}
     for name in present:
-        match = pattern.match(name)
-        if match is not None:
-            found.setdefault(int(match[1]), set()).add(match[2])
+        ref = classify_table(prefix, name)
+        if ref is not None and ref.blog_id != 1:
+            found.setdefault(ref.blog_id, set()).add(ref.kind.value)
     blogs: list[int] = []
     incomplete: dict[int, tuple[str, ...]] = {}
     for blog in sorted(found):
