@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
 from wpcdc.database import load_mirror, read_server_facts
-from wpcdc.errors import BrokerUnavailable, DeliveryFailed
+from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
 from wpcdc.fold import FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
@@ -48,6 +48,9 @@ async def _gather_facts(settings: Settings) -> tuple[ServerFacts | ServerUnreach
 # --- wpcdc run ---------------------------------------------------------------------
 
 log = logging.getLogger("wpcdc.run")
+
+# MySQL error codes for refused logins and missing grants.
+ACCESS_DENIED = frozenset({1044, 1045, 1142, 1143, 1227, 1698})
 
 # Between pipeline rebuilds after a broker or connection failure.
 RESTART_BACKOFF_FIRST = 1.0
@@ -84,6 +87,11 @@ async def _run(settings: Settings) -> None:
             reason = "broker"
             message = str(exc)
         except (pymysql.err.MySQLError, OSError) as exc:
+            if exc.args and exc.args[0] in ACCESS_DENIED:
+                # No retry fixes credentials or grants.
+                raise PreflightFailed(
+                    f"the database refused wpcdc: {exc.args[-1]}. Run `wpcdc check` for the fix."
+                ) from None
             reason = "database"
             message = f"{type(exc).__name__}: {exc}"
         metrics.restarts.labels(reason).inc()
