@@ -137,9 +137,12 @@ async def _stream_once(
             sink=sink,
             store=store,
             folder=Folder(
-                config=FoldConfig.from_settings(settings.fold), mirror=mirror, covered=covered
+                config=FoldConfig.from_settings(settings.fold),
+                mirror=mirror,
+                covered=covered,
+                covered_ranges=checkpoint.covered_ranges,
             ),
-            tracker=AckTracker(checkpoint.covered),
+            tracker=AckTracker(checkpoint.covered, checkpoint.covered_ranges),
             start=checkpoint.position,
             config=StreamConfig(
                 source_name=source_name(settings),

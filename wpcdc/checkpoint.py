@@ -5,7 +5,8 @@ derived event has been acknowledged by the broker, plus ``covered`` markers:
 posts whose acknowledged events already include row changes *after* that
 position (folding groups can straddle it). On resume those row changes are
 skipped for those posts only, so the replay re-creates exactly the events that
-were not yet acknowledged, with the same ids.
+were not yet acknowledged, with the same ids. ``covered_ranges`` do the same for
+ranges of posts that a resumed snapshot read at a later position.
 
 The file store writes atomically (temporary file, fsync, rename, fsync of the
 directory): a crash leaves either the old or the new checkpoint, never half.
@@ -38,9 +39,24 @@ class Covered:
 
 
 @dataclass(frozen=True, slots=True)
+class CoveredRange:
+    """Posts ``low``..``high`` of a blog were snapshotted at a later position than
+    the checkpoint's: their row changes up to ``through`` are already in it."""
+
+    blog_id: int
+    low: int
+    high: int
+    through: Coordinate
+
+    def contains(self, blog_id: int, post_id: int) -> bool:
+        return blog_id == self.blog_id and self.low <= post_id <= self.high
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     position: Position
     covered: tuple[Covered, ...] = field(default=())
+    covered_ranges: tuple[CoveredRange, ...] = field(default=())
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -48,6 +64,9 @@ class Checkpoint:
                 "version": FORMAT_VERSION,
                 "position": self.position.to_dict(),
                 "covered": [[c.blog_id, c.post_id, c.through.to_list()] for c in self.covered],
+                "covered_ranges": [
+                    [r.blog_id, r.low, r.high, r.through.to_list()] for r in self.covered_ranges
+                ],
             },
             option=orjson.OPT_INDENT_2,
         )
@@ -61,7 +80,13 @@ class Checkpoint:
             Covered(int(blog), int(post), Coordinate.from_list(through))
             for blog, post, through in data.get("covered", [])
         )
-        return cls(position=Position.from_dict(data["position"]), covered=covered)
+        ranges = tuple(
+            CoveredRange(int(blog), int(low), int(high), Coordinate.from_list(through))
+            for blog, low, high, through in data.get("covered_ranges", [])
+        )
+        return cls(
+            position=Position.from_dict(data["position"]), covered=covered, covered_ranges=ranges
+        )
 
 
 class CheckpointStore(Protocol):

@@ -17,6 +17,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.connections import Connection
 
+from wpcdc.events import TermRef
 from wpcdc.mirror import Mirror
 from wpcdc.preflight import (
     BinlogPosition,
@@ -30,6 +31,7 @@ from wpcdc.preflight import (
 )
 from wpcdc.rows import TableKind, classify_table
 from wpcdc.settings import MysqlSettings
+from wpcdc.snapshot_events import PostBundle
 from wpcdc.tls import client_context
 
 # The server variables the preflight rules look at. Absent ones (older servers,
@@ -333,7 +335,7 @@ def load_mirror(settings: MysqlSettings) -> Mirror:
     mirror = Mirror()
     with contextlib.closing(connect(settings)) as conn:
         for blog in watched_blogs(conn, settings):
-            prefix = settings.table_prefix if blog == 1 else f"{settings.table_prefix}{blog}_"
+            prefix = blog_prefix(settings, blog)
             with conn.cursor(pymysql.cursors.SSCursor) as cursor:
                 cursor.execute(
                     f"SELECT ID, post_type, post_status, post_parent FROM {_quote(prefix + 'posts')}"
@@ -349,3 +351,92 @@ def load_mirror(settings: MysqlSettings) -> Mirror:
                 cursor.execute(f"SELECT term_id, slug, name FROM {_quote(prefix + 'terms')}")
                 mirror.load_terms(blog, cursor)
     return mirror
+
+
+def blog_prefix(settings: MysqlSettings, blog_id: int) -> str:
+    return settings.table_prefix if blog_id == 1 else f"{settings.table_prefix}{blog_id}_"
+
+
+_ZERO_DATE = "0000-00-00 00:00:00"
+
+
+def read_post_bundles(
+    conn: MysqlConnection,
+    settings: MysqlSettings,
+    blog_id: int,
+    *,
+    after_id: int = 0,
+    limit: int = 500,
+    ids: Sequence[int] | None = None,
+    max_id: int | None = None,
+    post_types: Sequence[str] | None = None,
+) -> list[PostBundle]:
+    """Posts of one blog in primary-key order (``ID > after_id``, at most ``limit``),
+    or exactly ``ids``, each with its meta rows and resolved terms.
+
+    Three queries per chunk, all in the caller's transaction: run them inside a
+    consistent snapshot to get one point in time.
+    """
+    prefix = blog_prefix(settings, blog_id)
+    where, params = ["ID > %s"], [after_id]
+    if ids is not None:
+        if not ids:
+            return []
+        where = [f"ID IN ({', '.join(['%s'] * len(ids))})"]
+        params = list(ids)
+    if max_id is not None:
+        where.append("ID <= %s")
+        params.append(max_id)
+    if post_types:
+        where.append(f"post_type IN ({', '.join(['%s'] * len(post_types))})")
+        params.extend(post_types)  # type: ignore[arg-type]
+    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute(
+            f"SELECT * FROM {_quote(prefix + 'posts')} WHERE {' AND '.join(where)} "
+            f"ORDER BY ID LIMIT {int(limit) if ids is None else len(ids)}",
+            params,
+        )
+        posts: list[dict[str, Any]] = [
+            {k: (None if v == _ZERO_DATE else v) for k, v in row.items()}
+            for row in cursor.fetchall()
+        ]
+        if not posts:
+            return []
+        found = [int(row["ID"]) for row in posts]
+        marks = ", ".join(["%s"] * len(found))
+        cursor.execute(
+            f"SELECT meta_id, post_id, meta_key, meta_value FROM {_quote(prefix + 'postmeta')} "
+            f"WHERE post_id IN ({marks}) ORDER BY meta_id",
+            found,
+        )
+        meta: dict[int, list[dict[str, Any]]] = {}
+        for row in cursor.fetchall():
+            meta.setdefault(int(row["post_id"]), []).append(row)
+        cursor.execute(
+            "SELECT r.object_id, tt.term_taxonomy_id, tt.taxonomy, t.term_id, t.slug, t.name "
+            f"FROM {_quote(prefix + 'term_relationships')} r "
+            f"JOIN {_quote(prefix + 'term_taxonomy')} tt ON tt.term_taxonomy_id = r.term_taxonomy_id "
+            f"JOIN {_quote(prefix + 'terms')} t ON t.term_id = tt.term_id "
+            f"WHERE r.object_id IN ({marks}) AND tt.taxonomy <> 'link_category'",
+            found,
+        )
+        terms: dict[int, list[TermRef]] = {}
+        for row in cursor.fetchall():
+            terms.setdefault(int(row["object_id"]), []).append(
+                TermRef(
+                    term_taxonomy_id=int(row["term_taxonomy_id"]),
+                    taxonomy=str(row["taxonomy"]),
+                    term_id=int(row["term_id"]),
+                    slug=str(row["slug"]),
+                    name=str(row["name"]),
+                )
+            )
+    return [
+        PostBundle(
+            blog_id=blog_id,
+            post=post,
+            meta=meta.get(int(post["ID"]), []),
+            terms=terms.get(int(post["ID"]), []),
+        )
+        for post in posts
+    ]

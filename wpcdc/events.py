@@ -35,7 +35,13 @@ PostEventType = Literal[
 POST_EVENT_TYPES: Final[tuple[str, ...]] = PostEventType.__args__  # type: ignore[attr-defined]
 META_EVENT: Final = "post_meta_changed"
 TAXONOMY_EVENT: Final = "taxonomy_changed"
-EVENT_TYPES: Final[tuple[str, ...]] = (*POST_EVENT_TYPES, META_EVENT, TAXONOMY_EVENT)
+SNAPSHOT_EVENT: Final = "post_snapshot"
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    *POST_EVENT_TYPES,
+    META_EVENT,
+    TAXONOMY_EVENT,
+    SNAPSHOT_EVENT,
+)
 
 
 @dataclass(slots=True)
@@ -136,7 +142,35 @@ class TaxonomyData:
     omitted: list[str] = field(default_factory=list)
 
 
-EventData = PostData | MetaData | TaxonomyData
+@dataclass(slots=True)
+class MetaEntry:
+    """One meta row of a whole-post snapshot; fields as in MetaChange."""
+
+    key: str
+    meta_id: int
+    value: Any
+    serialized: bool = False
+    raw: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class SnapshotData:
+    """A whole post as it was at the event's binlog position: the row, every meta
+    row (less the ignored keys) and every term. ``reason`` is "initial" for
+    ``wpcdc snapshot`` and "requested" for a live re-snapshot."""
+
+    blog_id: int
+    post_id: int
+    post_type: str | None
+    post: Post
+    meta: list[MetaEntry]
+    terms: list[TermRef]
+    reason: Literal["initial", "requested"] = "initial"
+    omitted: list[str] = field(default_factory=list)
+
+
+EventData = PostData | MetaData | TaxonomyData | SnapshotData
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +200,9 @@ class Event:
     @property
     def id(self) -> str:
         """Deterministic: the same binlog coordinates give the same id on replay."""
+        if self.type == SNAPSHOT_EVENT:
+            # All posts of a snapshot share its position: the post tells them apart.
+            return f"{self.origin.file}:{self.origin.pos}/snapshot/{self.blog_id}:{self.post_id}"
         where = self.origin.gtid or f"{self.origin.file}:{self.origin.pos}"
         return f"{where}/{self.origin.first.row}/{self.type}"
 
@@ -235,6 +272,14 @@ def fit(event: Event, source: str, limit: int) -> tuple[bytes, list[str]]:
 
 
 def _omit_bodies(data: EventData) -> EventData:
+    if isinstance(data, SnapshotData):
+        in_post = [name for name in _BODY_FIELDS if getattr(data.post, name)]
+        post = replace(
+            data.post,
+            content=None if "content" in in_post else data.post.content,
+            excerpt=None if "excerpt" in in_post else data.post.excerpt,
+        )
+        return replace(data, post=post, omitted=[*data.omitted, *(f"post.{n}" for n in in_post)])
     if not isinstance(data, PostData):
         return data
     in_post = [name for name in _BODY_FIELDS if getattr(data.post, name)]
@@ -250,6 +295,9 @@ def _omit_bodies(data: EventData) -> EventData:
 
 
 def _omit_meta_values(data: EventData) -> EventData:
+    if isinstance(data, SnapshotData):
+        meta = [replace(entry, value=None, raw=None) for entry in data.meta]
+        return replace(data, meta=meta, omitted=[*data.omitted, "meta.values"])
     if not isinstance(data, MetaData):
         return data
     changes = [
@@ -260,19 +308,28 @@ def _omit_meta_values(data: EventData) -> EventData:
 
 
 def _omit_all(data: EventData) -> EventData:
-    if isinstance(data, PostData):
-        nulls: dict[str, Any] = dict.fromkeys(_NULLABLE_POST_FIELDS)
-        post = Post(
-            id=data.post.id,
-            type=data.post.type,
-            status=data.post.status,
-            password_protected=data.post.password_protected,
-            **nulls,
+    if isinstance(data, SnapshotData):
+        post = _identifiers_only(data.post)
+        return replace(
+            data, post=post, meta=[], terms=[], omitted=[*data.omitted, "post", "meta", "terms"]
         )
+    if isinstance(data, PostData):
+        post = _identifiers_only(data.post)
         return replace(data, post=post, before={}, omitted=[*data.omitted, "post", "before"])
     if isinstance(data, MetaData):
         return replace(data, changes=[], omitted=[*data.omitted, "changes"])
     return replace(data, added=[], removed=[], omitted=[*data.omitted, "added", "removed"])
+
+
+def _identifiers_only(post: Post) -> Post:
+    nulls: dict[str, Any] = dict.fromkeys(_NULLABLE_POST_FIELDS)
+    return Post(
+        id=post.id,
+        type=post.type,
+        status=post.status,
+        password_protected=post.password_protected,
+        **nulls,
+    )
 
 
 _NULLABLE_POST_FIELDS = (

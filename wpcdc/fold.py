@@ -23,10 +23,11 @@ rebuilds the same groups and the same event ids. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wpcdc.checkpoint import CoveredRange
 from wpcdc.decode import decode_meta, text
 from wpcdc.events import (
     META_EVENT,
@@ -116,11 +117,13 @@ class Folder:
         config: FoldConfig,
         mirror: Mirror,
         covered: Mapping[PostKey, Coordinate] | None = None,
+        covered_ranges: Sequence[CoveredRange] = (),
     ) -> None:
         self._config = config
         self._mirror = mirror
         # Row changes already in acknowledged events (from the checkpoint): skipped.
         self._covered = dict(covered or {})
+        self._covered_ranges = list(covered_ranges)
         # Open groups, least recently touched first.
         self._open: OrderedDict[PostKey, _Group] = OrderedDict()
         self._txn_start: Position | None = None
@@ -238,6 +241,10 @@ class Folder:
         return info.type if info is not None else None
 
     def _already_acknowledged(self, key: PostKey, coordinate: Coordinate) -> bool:
+        if self._covered_ranges and any(
+            r.contains(*key) and coordinate <= r.through for r in self._covered_ranges
+        ):
+            return True
         through = self._covered.get(key)
         if through is None:
             return False

@@ -21,8 +21,10 @@ from wpcdc.events import (
     META_EVENT,
     POST_EVENT_TYPES,
     SCHEMA_VERSION,
+    SNAPSHOT_EVENT,
     MetaData,
     PostData,
+    SnapshotData,
     TaxonomyData,
 )
 
@@ -50,6 +52,8 @@ _REQUIRED = [
 def _data_class(event_type: str) -> type[Any]:
     if event_type in POST_EVENT_TYPES:
         return PostData
+    if event_type == SNAPSHOT_EVENT:
+        return SnapshotData
     return MetaData if event_type == META_EVENT else TaxonomyData
 
 

@@ -17,7 +17,7 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from wpcdc.checkpoint import Checkpoint, Covered
+from wpcdc.checkpoint import Checkpoint, Covered, CoveredRange
 from wpcdc.fold import ClosedGroup, PostKey
 from wpcdc.positions import Coordinate, Position
 
@@ -29,7 +29,9 @@ class _InFlight:
 
 
 class AckTracker:
-    def __init__(self, covered: tuple[Covered, ...] = ()) -> None:
+    def __init__(
+        self, covered: tuple[Covered, ...] = (), covered_ranges: tuple[CoveredRange, ...] = ()
+    ) -> None:
         self._ids = itertools.count()
         self._in_flight: dict[int, _InFlight] = {}
         # (origin sort key, group id), lazily cleaned: entries of acked groups stay
@@ -38,6 +40,7 @@ class AckTracker:
         self._through: dict[PostKey, Coordinate] = {
             (c.blog_id, c.post_id): c.through for c in covered
         }
+        self._ranges = covered_ranges
 
     @property
     def in_flight(self) -> int:
@@ -86,4 +89,5 @@ class AckTracker:
             Covered(blog_id, post_id, through)
             for (blog_id, post_id), through in sorted(self._through.items())
         )
-        return Checkpoint(position=position, covered=covered)
+        self._ranges = tuple(r for r in self._ranges if r.through >= start)
+        return Checkpoint(position=position, covered=covered, covered_ranges=self._ranges)

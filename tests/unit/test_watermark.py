@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
-from wpcdc.checkpoint import Checkpoint
+from wpcdc.checkpoint import Checkpoint, Covered, CoveredRange
 from wpcdc.events import Event
 from wpcdc.fold import ClosedGroup, FoldConfig, Folder, fold_all
 from wpcdc.mirror import Mirror
@@ -146,3 +146,33 @@ def test_covered_markers_are_forgotten_once_passed() -> None:
     del group_id
     later = Position("binlog.000002", 4)
     assert tracker.checkpoint(later, None).covered == ()
+
+
+def test_covered_ranges_skip_changes_a_resumed_snapshot_already_holds() -> None:
+    log = Binlog()
+    a, b = post_row(5), post_row(50)
+    early = [
+        log.txn(update(POSTS, a, {**a, "post_title": "early a"})),
+        log.txn(update(POSTS, b, {**b, "post_title": "early b"})),
+    ]
+    later = log.txn(update(POSTS, b, {**b, "post_title": "later b"}), after_seconds=5)
+    # Posts 10..99 were read at the position of `later`: changes before it are in them.
+    snapshot_at = later.transaction.start
+    through = Coordinate.of(snapshot_at, 0)
+    through = Coordinate(through.file_index, through.pos - 1, 2**31)
+    ranges = (CoveredRange(1, 10, 99, through),)
+    fold = Folder(config=FoldConfig(), mirror=Mirror(), covered_ranges=ranges)
+    events = fold_all(fold, [*early, later])
+    assert [(e.post_id, e.data.post.title) for e in events] == [(5, "early a"), (50, "later b")]  # type: ignore[union-attr]
+    tracker = AckTracker(covered_ranges=ranges)
+    assert tracker.checkpoint(early[0].transaction.start, None).covered_ranges == ranges
+    assert tracker.checkpoint(later.end, None).covered_ranges == ()  # type: ignore[arg-type]
+
+
+def test_checkpoint_json_round_trips() -> None:
+    checkpoint = Checkpoint(
+        position=Position("binlog.000002", 1234, "0-1-9"),
+        covered=(Covered(1, 5, Coordinate(2, 1000, 3)),),
+        covered_ranges=(CoveredRange(2, 1, 500, Coordinate(2, 1200, 0)),),
+    )
+    assert Checkpoint.from_json(checkpoint.to_json()) == checkpoint
