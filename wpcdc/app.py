@@ -15,12 +15,13 @@ import pymysql
 from prometheus_client import CollectorRegistry, start_http_server
 
 from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
-from wpcdc.database import load_mirror, read_server_facts
+from wpcdc.database import SignalTable, load_mirror, read_server_facts, request_resnapshot
 from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
 from wpcdc.fold import FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
 from wpcdc.preflight import BrokerFacts, CheckResult, ServerFacts, ServerUnreachable, evaluate
+from wpcdc.resnapshot import Request
 from wpcdc.settings import Settings
 from wpcdc.sink import KafkaSink
 from wpcdc.source import BinlogSource, check_position_available, current_position
@@ -122,6 +123,7 @@ async def _stream_once(
         log.info("resuming at %s", checkpoint.position)
     mirror = await asyncio.to_thread(load_mirror, settings.mysql)
     sink = KafkaSink(settings=settings.kafka)
+    signals = SignalTable(settings.mysql)
     await sink.start()
     try:
         await sink.ensure_topic()
@@ -149,6 +151,8 @@ async def _stream_once(
                 checkpoint_interval=settings.checkpoint.interval_seconds,
             ),
             metrics=metrics,
+            signals=signals,
+            fold_config=FoldConfig.from_settings(settings.fold),
         )
         log.info(
             "streaming %s on %s:%d to topic %s",
@@ -160,3 +164,12 @@ async def _stream_once(
         await pipeline.run(stop)
     finally:
         await sink.stop()
+        signals.close()
+
+
+# --- wpcdc resnapshot ----------------------------------------------------------------
+
+
+def resnapshot(settings: Settings, request: Request) -> int:
+    """Ask the running streamer to re-emit posts; returns the request's id."""
+    return request_resnapshot(settings.mysql, request.to_json())

@@ -164,6 +164,40 @@ def demo(
     wpcdc_demo.run(directory.resolve(), keep=keep, say=typer.echo)
 
 
+@app.command()
+def resnapshot(
+    config: ConfigOption = None,
+    posts: Annotated[
+        list[int] | None, typer.Option("--post", help="A post ID to re-emit (repeatable).")
+    ] = None,
+    ids: Annotated[
+        str | None,
+        typer.Option("--ids", help="An ID range LOW:HIGH to re-emit.", metavar="LOW:HIGH"),
+    ] = None,
+    blog: Annotated[int, typer.Option("--blog", help="The blog the posts belong to.")] = 1,
+) -> None:
+    """Ask the running `wpcdc run` to re-emit whole posts as post_snapshot events.
+
+    Writes a request row into {prefix}wpcdc_signal (created when missing); the
+    streamer serves it between watermarks, so a re-emitted state never lands
+    after a newer change of the same post.
+    """
+    from wpcdc.resnapshot import Request
+
+    settings = _settings(config)
+    if bool(posts) == bool(ids):
+        raise ConfigError("give either --post ID (repeatable) or --ids LOW:HIGH")
+    if ids:
+        low, _, high = ids.partition(":")
+        if not (low.isdigit() and high.isdigit() and int(low) <= int(high)):
+            raise ConfigError(f"--ids must look like LOW:HIGH with LOW <= HIGH, got {ids!r}")
+        request = Request(0, blog, low=int(low), high=int(high))
+    else:
+        request = Request(0, blog, ids=tuple(posts or ()))
+    request_id = wpcdc_app.resnapshot(settings, request)
+    typer.echo(f"re-snapshot request {request_id} written: {request.to_json()}")
+
+
 def _configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):

@@ -167,6 +167,14 @@ class Folder:
     def close_all(self) -> list[ClosedGroup]:
         return [self._close(key) for key in list(self._open)]
 
+    def close_posts(self, keys: Iterable[PostKey]) -> list[ClosedGroup]:
+        """Close the open groups of these posts (before a re-snapshot of them)."""
+        return [self._close(key) for key in keys if key in self._open]
+
+    def target(self, change: RowChange) -> PostKey | None:
+        """The post a row change belongs to, or None when it produces no event."""
+        return self._target(change)
+
     # --- grouping ----------------------------------------------------------------
 
     def _close_expired(self, timestamp: int) -> list[ClosedGroup]:

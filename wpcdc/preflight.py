@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from wpcdc.rows import TableKind, classify_table
+from wpcdc.rows import WORDPRESS_KINDS, classify_table
 from wpcdc.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
 
 Flavor = Literal["mariadb", "mysql"]
 
 # The five tables of one WordPress site; the first three are streamed, the
 # last two are the lookups that give term_taxonomy ids their meaning.
-WORDPRESS_TABLES = tuple(kind.value for kind in TableKind)
+WORDPRESS_TABLES = tuple(kind.value for kind in WORDPRESS_KINDS)
 
 SKIPPED_NO_DATABASE = "skipped: needs a database connection"
 SKIPPED_NO_BROKER = "skipped: needs a broker connection"

@@ -25,9 +25,13 @@ class TableKind(enum.StrEnum):
     # Lookups: they feed the in-memory mirror that resolves term_taxonomy_id.
     TERM_TAXONOMY = "term_taxonomy"
     TERMS = "terms"
+    # wpcdc's own table ({prefix}wpcdc_signal, main site only): live re-snapshot
+    # requests and their watermarks (see wpcdc.resnapshot).
+    SIGNAL = "wpcdc_signal"
 
 
-WATCHED_KINDS = tuple(TableKind)
+# The tables every WordPress site (and each multisite blog) has.
+WORDPRESS_KINDS = tuple(kind for kind in TableKind if kind is not TableKind.SIGNAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,10 @@ def classify_table(prefix: str, table: str) -> TableRef | None:
     blog = int(match.group(1)) if match.group(1) else 1
     if blog == 1 and match.group(1):
         return None  # wp_1_posts is not a WordPress table: blog 1 uses wp_posts
-    return TableRef(blog_id=blog, kind=TableKind(match.group(2)))
+    kind = TableKind(match.group(2))
+    if kind is TableKind.SIGNAL and match.group(1):
+        return None  # one signal table for the whole network
+    return TableRef(blog_id=blog, kind=kind)
 
 
 def table_name(prefix: str, ref: TableRef) -> str:

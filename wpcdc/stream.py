@@ -27,10 +27,21 @@ from typing import Protocol
 from wpcdc.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.errors import DeliveryFailed
 from wpcdc.events import Event, MetaData, fit
-from wpcdc.fold import ClosedGroup, Folder
+from wpcdc.fold import ClosedGroup, FoldConfig, Folder
 from wpcdc.metrics import Metrics
-from wpcdc.positions import Position, file_index
+from wpcdc.positions import Coordinate, Position, file_index
+from wpcdc.resnapshot import (
+    LOW,
+    Chunk,
+    Done,
+    Request,
+    Windows,
+    first_chunk,
+    next_chunk,
+    requests_in,
+)
 from wpcdc.rows import Idle, SourceItem, TransactionPart
+from wpcdc.snapshot_events import PostBundle, snapshot_event, wanted
 from wpcdc.watermark import AckTracker
 
 log = logging.getLogger("wpcdc.stream")
@@ -55,12 +66,24 @@ class Sink(Protocol):
     def max_value_size(self, key: bytes, headers: Headers | None = None) -> int: ...
 
 
+class SignalTable(Protocol):
+    """The signal table's I/O (wpcdc.database.SignalTable); blocking, run in threads."""
+
+    def is_done(self, request_id: int) -> bool: ...
+
+    def read_window(self, chunk: Chunk, token: str) -> list[PostBundle]: ...
+
+    def mark_done(self, request_id: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     source_name: str
     checkpoint_interval: float = 2.0
     # Bounded hand-over: at most this many source items wait for the loop.
     queue_items: int = 1000
+    # Live re-snapshots read this many posts per watermark window.
+    resnapshot_chunk: int = 200
     shutdown_timeout: float = 8.0
 
 
@@ -138,6 +161,8 @@ class Pipeline:
         start: Position,
         config: StreamConfig,
         metrics: Metrics,
+        signals: SignalTable | None = None,
+        fold_config: FoldConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -152,6 +177,13 @@ class Pipeline:
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
         self._saved: Checkpoint | None = None
+        # Live re-snapshots (see wpcdc.resnapshot).
+        self._signals = signals
+        self._fold_config = fold_config or FoldConfig()
+        self._windows = Windows()
+        self._reads: dict[str, asyncio.Future[list[PostBundle]]] = {}
+        self._requests: dict[int, Position] = {}  # in progress: where each was asked
+        self._done: list[Done] = []
         self._last_save = clock()
         self._reading = True
 
@@ -188,6 +220,8 @@ class Pipeline:
             failing.cancel()
             handoff.close()
             self._source.stop()
+            for read in self._reads.values():
+                read.cancel()
             # Also after an error: acknowledged progress is worth keeping.
             await self._shutdown()
 
@@ -221,6 +255,8 @@ class Pipeline:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
                 await self._send(group)
+            if self._signals is not None and isinstance(item, TransactionPart) and item.changes:
+                await self._signal_rows(item)
         metrics.open_groups.set(self._folder.open_groups)
         metrics.in_flight.set(self._tracker.in_flight)
 
@@ -270,11 +306,87 @@ class Pipeline:
         if self._failure is not None:
             raise self._failure
 
+    # --- live re-snapshots -----------------------------------------------------------
+
+    async def _signal_rows(self, item: TransactionPart) -> None:
+        assert self._signals is not None
+        for change in item.changes:
+            mark = self._windows.watermark(change)
+            if mark is not None:
+                kind, token = mark
+                if kind == LOW:
+                    self._windows.opened(token)
+                else:
+                    await self._close_window(token, item)
+            elif self._windows:
+                key = self._folder.target(change)
+                if key is not None:
+                    self._windows.changed(key)
+        for request_id, row in requests_in(item.changes):
+            if await asyncio.to_thread(self._signals.is_done, request_id):
+                continue  # met again on a replay, and already served
+            try:
+                request = Request.parse(request_id, row.get("data"))
+            except ValueError as exc:
+                log.warning("ignoring re-snapshot request: %s", exc)
+                continue
+            log.info("re-snapshot %d requested: %s", request_id, request.to_json())
+            self._requests[request_id] = item.transaction.start
+            self._open_window(first_chunk(request, self._config.resnapshot_chunk))
+
+    def _open_window(self, chunk: Chunk) -> None:
+        assert self._signals is not None
+        token = self._windows.start(chunk)
+        self._reads[token] = asyncio.ensure_future(
+            asyncio.to_thread(self._signals.read_window, chunk, token)
+        )
+
+    async def _close_window(self, token: str, item: TransactionPart) -> None:
+        read = await self._reads.pop(token)
+        chunk, keep = self._windows.close(token, read)
+        # Older changes of these posts go first; the snapshot is newer than all of them.
+        for group in self._folder.close_posts((b.blog_id, int(b.post["ID"])) for b in keep):
+            await self._send(group)
+        position = item.transaction.start
+        for bundle in keep:
+            if not wanted(bundle, self._fold_config):
+                continue
+            event = snapshot_event(
+                bundle,
+                position=position,
+                timestamp=item.transaction.timestamp,
+                config=self._fold_config,
+                reason="requested",
+            )
+            # `last` at the very start: a snapshot covers no row change of the stream.
+            await self._send(
+                ClosedGroup(event.blog_id, event.post_id, position, Coordinate(0, 0, 0), [event])
+            )
+        following = next_chunk(chunk, read, self._config.resnapshot_chunk)
+        if following is not None:
+            self._open_window(following)
+            return
+        request_id = chunk.request.request_id
+        self._requests.pop(request_id, None)
+        self._done.append(Done(request_id, position))
+        log.info("re-snapshot %d emitted", request_id)
+
+    def _mark_done(self, checkpoint: Checkpoint) -> None:
+        # Done once the checkpoint has passed the last watermark: its events are acked.
+        assert self._signals is not None
+        passed = [d for d in self._done if d.position.key() < checkpoint.position.key()]
+        for done in passed:
+            self._signals.mark_done(done.request_id)
+            self._done.remove(done)
+
     # --- checkpoints ---------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
         consumed = self._folder.position or self._start
-        return self._tracker.checkpoint(consumed, self._folder.low_watermark())
+        holds = [p for p in (self._folder.low_watermark(), *self._requests.values()) if p]
+        # An unfinished re-snapshot request must be met again after a restart.
+        hold = min(holds, key=Position.key) if holds else None
+        return self._tracker.checkpoint(consumed, hold)
 
     def _maybe_save(self) -> None:
         if self._clock() - self._last_save >= self._config.checkpoint_interval:
@@ -287,6 +399,8 @@ class Pipeline:
             return
         self._store.save(checkpoint)
         self._saved = checkpoint
+        if self._done:
+            self._mark_done(checkpoint)
         self._metrics.checkpoint_file.set(file_index(checkpoint.position.file))
         self._metrics.checkpoint_pos.set(checkpoint.position.pos)
         self._metrics.checkpoint_saved.set(time.time())
