@@ -8,6 +8,7 @@
      ├── CheckpointError       the checkpoint store cannot be read or written; exit 5
      ├── DeliveryFailed        the broker did not acknowledge an event (run retries)
      ├── BrokerUnavailable     no broker answered in time (run retries)
+     ├── VerifyFailed          `wpcdc verify` found the topic differs from the database; exit 6
      └── LocalStackError       the embedded local setup (demo, tests) cannot start; exit 1
 
 Every message says what is wrong and what to do next. Exit codes are part of the
@@ -22,6 +23,7 @@ EXIT_CONFIG = 2
 EXIT_PREFLIGHT = 3
 EXIT_POSITION_LOST = 4
 EXIT_CHECKPOINT = 5
+EXIT_DIFFERENCES = 6
 
 
 class WpcdcError(Exception):
@@ -59,6 +61,12 @@ class DeliveryFailed(WpcdcError):
 
 class BrokerUnavailable(WpcdcError):
     """No broker answered within the time allowed; the message names them."""
+
+
+class VerifyFailed(WpcdcError):
+    """The topic does not match the database; the report lists the differences."""
+
+    exit_code = EXIT_DIFFERENCES
 
 
 class LocalStackError(WpcdcError):
