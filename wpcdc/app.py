@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 
@@ -15,15 +16,33 @@ import pymysql
 from prometheus_client import CollectorRegistry, start_http_server
 
 from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
-from wpcdc.database import SignalTable, load_mirror, read_server_facts, request_resnapshot
+from wpcdc.database import (
+    ConsistentSnapshot,
+    SignalTable,
+    load_mirror,
+    read_server_facts,
+    request_resnapshot,
+)
 from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
-from wpcdc.fold import FoldConfig, Folder
+from wpcdc.fold import AUTO_DRAFT, FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
 from wpcdc.preflight import BrokerFacts, CheckResult, ServerFacts, ServerUnreachable, evaluate
 from wpcdc.resnapshot import Request
 from wpcdc.settings import Settings
 from wpcdc.sink import KafkaSink
+from wpcdc.snapshot import (
+    ProgressReporter,
+    SnapshotOptions,
+    SnapshotRefused,
+    SnapshotResult,
+    SnapshotStateFile,
+    Snapshotter,
+    Start,
+    decide_start,
+    refuse_unfinished,
+    state_path,
+)
 from wpcdc.source import BinlogSource, check_position_available, current_position
 from wpcdc.stream import Pipeline, StreamConfig
 from wpcdc.watermark import AckTracker
@@ -105,6 +124,7 @@ async def _run(settings: Settings) -> None:
 async def _stream_once(
     settings: Settings, store: FileCheckpointStore, metrics: Metrics, stop: asyncio.Event
 ) -> None:
+    refuse_unfinished(settings.checkpoint.path)
     checkpoint = store.load()
     if checkpoint is None:
         position = await asyncio.to_thread(current_position, settings.mysql)
@@ -173,3 +193,72 @@ async def _stream_once(
 def resnapshot(settings: Settings, request: Request) -> int:
     """Ask the running streamer to re-emit posts; returns the request's id."""
     return request_resnapshot(settings.mysql, request.to_json())
+
+
+# --- wpcdc snapshot ------------------------------------------------------------------
+
+
+def snapshot(
+    settings: Settings, options: SnapshotOptions, progress: ProgressReporter
+) -> tuple[SnapshotResult, str]:
+    """The initial load (full) or a re-emit (limited); see wpcdc.snapshot. Returns the
+    result and, for a dry run, why the real run would be refused (else empty)."""
+    return asyncio.run(_snapshot(settings, options, progress))
+
+
+async def _snapshot(
+    settings: Settings, options: SnapshotOptions, progress: ProgressReporter
+) -> tuple[SnapshotResult, str]:
+    state_file = SnapshotStateFile(state_path(settings.checkpoint.path))
+    state = None if options.limited else state_file.load()
+    existing = settings.checkpoint.path if settings.checkpoint.path.exists() else None
+    refusal = ""
+    try:
+        start = decide_start(options, checkpoint=existing, state=state)
+    except SnapshotRefused as exc:
+        if not options.dry_run:
+            raise
+        start, refusal = Start.FRESH, str(exc)
+    if start is Start.RESUME and state is not None:
+        # P becomes the streaming checkpoint: the stream must still find it.
+        await asyncio.to_thread(check_position_available, settings.mysql, state.position)
+    fold = FoldConfig.from_settings(settings.fold)
+    open_read = functools.partial(
+        ConsistentSnapshot.open,
+        settings.mysql,
+        exclude_post_types=sorted(fold.ignored_post_types),
+        exclude_statuses=() if fold.emit_auto_drafts else (AUTO_DRAFT,),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sink = None if options.dry_run else KafkaSink(settings=settings.kafka)
+    snapshotter = Snapshotter(
+        open_read=open_read,
+        sink=sink,
+        options=options,
+        start=start,
+        fold=fold,
+        source_name=source_name(settings),
+        state_file=state_file,
+        checkpoints=FileCheckpointStore(settings.checkpoint.path),
+        progress=progress,
+        state=state,
+        stop=stop,
+    )
+    if sink is None:
+        return await snapshotter.run(), refusal
+    await sink.start()
+    try:
+        await sink.ensure_topic()
+        return await snapshotter.run(), refusal
+    except (DeliveryFailed, BrokerUnavailable) as exc:
+        if start is Start.LIMITED:
+            raise
+        raise type(exc)(
+            f"{exc}. The progress of every acknowledged chunk is saved: run `wpcdc snapshot` "
+            "again to continue."
+        ) from None
+    finally:
+        await sink.stop()

@@ -119,26 +119,32 @@ class FileCheckpointStore:
             ) from None
 
     def save(self, checkpoint: Checkpoint) -> None:
-        directory = self.path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(checkpoint.to_json())
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            _fsync_directory(directory)
+            write_atomically(self.path, checkpoint.to_json())
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write checkpoint {self.path}: {exc.strerror}. "
                 "Check the volume is mounted, writable and not full."
             ) from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data``: temporary file, fsync, rename, fsync of the
+    directory. A crash leaves the old content or the new, never half. Raises OSError."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
 
 
 def _fsync_directory(directory: Path) -> None:

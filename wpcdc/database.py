@@ -10,15 +10,19 @@ mysql-replication.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import pymysql
 import pymysql.cursors
 from pymysql.connections import Connection
 
+from wpcdc.errors import PreflightFailed, ServerMisconfigured
 from wpcdc.events import TermRef
 from wpcdc.mirror import Mirror
+from wpcdc.positions import Position
 from wpcdc.preflight import (
     BinlogPosition,
     Flavor,
@@ -371,9 +375,13 @@ def read_post_bundles(
     ids: Sequence[int] | None = None,
     max_id: int | None = None,
     post_types: Sequence[str] | None = None,
+    exclude_post_types: Sequence[str] = (),
+    exclude_statuses: Sequence[str] = (),
 ) -> list[PostBundle]:
     """Posts of one blog in primary-key order (``ID > after_id``, at most ``limit``),
-    or exactly ``ids``, each with its meta rows and resolved terms.
+    or exactly ``ids``, each with its meta rows and resolved terms. The server
+    leaves out ``exclude_post_types`` and ``exclude_statuses`` (revisions carry
+    whole bodies: not reading them is most of a snapshot's I/O on many sites).
 
     Three queries per chunk, all in the caller's transaction: run them inside a
     consistent snapshot to get one point in time.
@@ -391,6 +399,12 @@ def read_post_bundles(
     if post_types:
         where.append(f"post_type IN ({', '.join(['%s'] * len(post_types))})")
         params.extend(post_types)  # type: ignore[arg-type]
+    if exclude_post_types:
+        where.append(f"post_type NOT IN ({', '.join(['%s'] * len(exclude_post_types))})")
+        params.extend(exclude_post_types)  # type: ignore[arg-type]
+    if exclude_statuses:
+        where.append(f"post_status NOT IN ({', '.join(['%s'] * len(exclude_statuses))})")
+        params.extend(exclude_statuses)  # type: ignore[arg-type]
     with conn.cursor(pymysql.cursors.DictCursor) as cursor:
         cursor.execute(
             f"SELECT * FROM {_quote(prefix + 'posts')} WHERE {' AND '.join(where)} "
@@ -522,3 +536,274 @@ class SignalTable:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# --- consistent snapshots (wpcdc snapshot) ----------------------------------------
+
+# MySQL without binlog_snapshot_* status only: how long FLUSH TABLES WITH READ LOCK
+# may wait for running statements, and how often it is tried. Writers queue behind
+# a waiting FTWRL, so it gives up soon and tries again instead of stalling the site.
+FTWRL_WAIT_SECONDS = 2
+FTWRL_ATTEMPTS = 5
+_LOCK_WAIT_TIMEOUT = 1205
+# The tables a snapshot reads, per blog.
+SNAPSHOT_TABLES = ("posts", "postmeta", "term_relationships", "term_taxonomy", "terms")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPoint:
+    """Where a consistent-snapshot transaction sits in the binlog."""
+
+    position: Position
+    # The server's clock when the snapshot opened, seconds since the epoch.
+    timestamp: int
+    # "binlog_snapshot" (MariaDB, Percona: no lock) or "flush_tables_with_read_lock".
+    method: str
+    # How long writers were blocked to tie the snapshot to the position.
+    locked_seconds: float = 0.0
+
+
+def begin_consistent_snapshot(conn: MysqlConnection, flavor: Flavor) -> SnapshotPoint:
+    """Start a REPEATABLE READ transaction WITH CONSISTENT SNAPSHOT on ``conn``; return
+    the binlog position it corresponds to: it sees every transaction committed
+    before the position and none after.
+
+    MariaDB (and Percona Server) report that position themselves, in the session
+    status ``binlog_snapshot_file``/``binlog_snapshot_position``: the snapshot and
+    the position are taken together under the binlog's commit ordering, so no
+    lock is needed and writers never wait. A transaction committing between the
+    START and the SHOW STATUS is after the position and outside the snapshot.
+
+    Oracle MySQL has no such status; see :func:`_locked_snapshot`.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+    position = snapshot_position(conn, flavor)
+    if position is not None:
+        return SnapshotPoint(position, _server_time(conn), "binlog_snapshot")
+    with conn.cursor() as cursor:
+        cursor.execute("ROLLBACK")
+    if flavor == "mariadb":
+        raise ServerMisconfigured(
+            "the server has no binary log (binlog_snapshot_file is empty): start it with "
+            "log_bin, binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL"
+        )
+    return _locked_snapshot(conn)
+
+
+def snapshot_position(conn: MysqlConnection, flavor: Flavor) -> Position | None:
+    """The binlog position of the session's consistent snapshot (MariaDB, Percona), or
+    None when the server does not report one (Oracle MySQL, binlog off)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+        status = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+    file = status.get("binlog_snapshot_file", "")
+    if not file:
+        return None
+    pos = int(status["binlog_snapshot_position"])
+    gtid_set: str | None
+    if flavor == "mariadb":
+        # The GTID state at exactly this file/pos, as wpcdc.source.current_position.
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+            row = cursor.fetchone()
+        gtid_set = None if row is None or row[0] is None else str(row[0])
+    else:
+        gtid_set = status.get("binlog_snapshot_gtid_executed") if _gtid_mode_on(conn) else None
+    return Position(file=file, pos=pos, gtid_set=gtid_set)
+
+
+def _locked_snapshot(conn: MysqlConnection) -> SnapshotPoint:
+    """Oracle MySQL: tie the snapshot to a position under FLUSH TABLES WITH READ LOCK.
+
+    The global read lock blocks every write and every COMMIT on the server (all
+    databases) from FTWRL to UNLOCK TABLES: while it is held, the transaction
+    starts and SHOW BINARY LOG STATUS reads the position, so no commit can fall
+    between the two. That takes milliseconds; FTWRL itself may first wait for
+    running statements (writers queue behind it meanwhile), which
+    ``lock_wait_timeout`` bounds to FTWRL_WAIT_SECONDS per attempt. A plain
+    ``FLUSH LOCAL TABLES`` first does that waiting without blocking anyone, as
+    mysqldump does. ``UNLOCK TABLES`` leaves the consistent snapshot open.
+
+    LOCK INSTANCE FOR BACKUP with performance_schema.log_status is not enough: it
+    blocks DDL and file operations but lets commits through, so the position that
+    log_status reports is not tied to the transaction's read view (MySQL writes the
+    binlog before the engine commits). Needs the RELOAD privilege.
+    """
+    began = 0.0
+    with conn.cursor() as cursor:
+        cursor.execute(f"SET SESSION lock_wait_timeout = {FTWRL_WAIT_SECONDS}")
+        try:
+            for attempt in range(1, FTWRL_ATTEMPTS + 1):
+                try:
+                    cursor.execute("FLUSH LOCAL TABLES")
+                    began = time.monotonic()
+                    cursor.execute("FLUSH TABLES WITH READ LOCK")
+                    break
+                except pymysql.err.MySQLError as exc:
+                    code = _error_code(exc)
+                    if code in _DENIED:
+                        raise PreflightFailed(
+                            f"FLUSH TABLES WITH READ LOCK was refused ({_error_message(exc)}). "
+                            "On MySQL a snapshot needs it for a moment to tie the snapshot to a "
+                            "binlog position: GRANT RELOAD ON *.* TO the wpcdc account"
+                        ) from None
+                    if code != _LOCK_WAIT_TIMEOUT or attempt == FTWRL_ATTEMPTS:
+                        raise
+                    # A long statement held a table: let writers through, then retry.
+                    time.sleep(attempt)
+            try:
+                cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                found, error = _position(_Reader(conn), "mysql")
+                gtid_on = _gtid_mode_on(conn)
+                timestamp = _server_time(conn)
+            finally:
+                cursor.execute("UNLOCK TABLES")
+                locked = time.monotonic() - began
+        finally:
+            cursor.execute("SET SESSION lock_wait_timeout = DEFAULT")
+    if found is None:
+        raise ServerMisconfigured(f"cannot read the binlog position: {error}")
+    position = Position(found.file, found.position, found.gtid_set if gtid_on else None)
+    return SnapshotPoint(position, timestamp, "flush_tables_with_read_lock", locked)
+
+
+def _gtid_mode_on(conn: MysqlConnection) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.gtid_mode")
+        row = cursor.fetchone()
+    return row is not None and str(row[0]).upper() == "ON"
+
+
+def _server_time(conn: MysqlConnection) -> int:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT UNIX_TIMESTAMP()")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+class ConsistentSnapshot:
+    """One consistent-snapshot transaction of ``wpcdc snapshot``, and the reads done in it.
+
+    Every read sees the database as of ``point.position``. The server leaves out
+    ``exclude_post_types`` and ``exclude_statuses`` in counts and chunks alike.
+    Blocking: the caller runs the methods in a thread, one at a time.
+    """
+
+    def __init__(
+        self,
+        connection: MysqlConnection,
+        settings: MysqlSettings,
+        point: SnapshotPoint,
+        *,
+        exclude_post_types: Sequence[str] = (),
+        exclude_statuses: Sequence[str] = (),
+    ) -> None:
+        self._conn = connection
+        self._settings = settings
+        self.point = point
+        self._exclude_post_types = tuple(exclude_post_types)
+        self._exclude_statuses = tuple(exclude_statuses)
+
+    @classmethod
+    def open(
+        cls,
+        settings: MysqlSettings,
+        *,
+        exclude_post_types: Sequence[str] = (),
+        exclude_statuses: Sequence[str] = (),
+    ) -> ConsistentSnapshot:
+        # No read timeout: a chunk of a large site may take long, and the
+        # transaction must survive it.
+        connection = connect(settings, read_timeout=None)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT VERSION(), @@version_comment")
+                row = cursor.fetchone()
+            assert row is not None
+            point = begin_consistent_snapshot(connection, detect_flavor(str(row[0]), str(row[1])))
+        except BaseException:
+            connection.close()
+            raise
+        return cls(
+            connection,
+            settings,
+            point,
+            exclude_post_types=exclude_post_types,
+            exclude_statuses=exclude_statuses,
+        )
+
+    def blogs(self) -> list[int]:
+        return watched_blogs(self._conn, self._settings)
+
+    def table_engines(self, blogs: Sequence[int]) -> dict[str, str]:
+        """Storage engine per table the snapshot reads (consistent reads need InnoDB)."""
+        names = [blog_prefix(self._settings, b) + t for b in blogs for t in SNAPSHOT_TABLES]
+        if not names:
+            return {}
+        marks = ", ".join(["%s"] * len(names))
+        with self._conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES "
+                f"WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN ({marks})",
+                (self._settings.database, *names),
+            )
+            return {str(name): str(engine or "") for name, engine in cursor.fetchall()}
+
+    def count(
+        self,
+        blog_id: int,
+        *,
+        after_id: int = 0,
+        max_id: int | None = None,
+        post_types: Sequence[str] | None = None,
+    ) -> int:
+        """How many posts :meth:`chunk` would return from ``after_id`` on, in all."""
+        where, params = ["ID > %s"], [after_id]
+        if max_id is not None:
+            where.append("ID <= %s")
+            params.append(max_id)
+        for column, values, operator in (
+            ("post_type", post_types or (), "IN"),
+            ("post_type", self._exclude_post_types, "NOT IN"),
+            ("post_status", self._exclude_statuses, "NOT IN"),
+        ):
+            if values:
+                where.append(f"{column} {operator} ({', '.join(['%s'] * len(values))})")
+                params.extend(values)  # type: ignore[arg-type]
+        table = _quote(blog_prefix(self._settings, blog_id) + "posts")
+        with self._conn.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {' AND '.join(where)}", params)
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def chunk(
+        self,
+        blog_id: int,
+        *,
+        after_id: int,
+        limit: int,
+        max_id: int | None = None,
+        post_types: Sequence[str] | None = None,
+    ) -> list[PostBundle]:
+        """The next ``limit`` posts after ``after_id``, in ID order, with meta and terms."""
+        return read_post_bundles(
+            self._conn,
+            self._settings,
+            blog_id,
+            after_id=after_id,
+            limit=limit,
+            max_id=max_id,
+            post_types=post_types,
+            exclude_post_types=self._exclude_post_types,
+            exclude_statuses=self._exclude_statuses,
+        )
+
+    def close(self) -> None:
+        """End the transaction (it only read) and the connection."""
+        with contextlib.suppress(pymysql.err.MySQLError, OSError), self._conn.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+        with contextlib.suppress(pymysql.err.MySQLError, OSError):
+            self._conn.close()

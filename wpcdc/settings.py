@@ -168,6 +168,16 @@ class PreflightSettings(_Section):
     max_downtime_hours: float = Field(default=24.0, gt=0)
 
 
+class SnapshotSettings(_Section):
+    """`wpcdc snapshot`, the initial load (see README, "Snapshot")."""
+
+    # Posts read per query (with their meta and terms) and acknowledged before
+    # progress is saved: what a killed snapshot re-sends at most, and what it holds in memory.
+    chunk_size: int = Field(default=500, ge=1, le=10_000)
+    # Seconds between progress lines when stderr is not a terminal.
+    progress_interval_seconds: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything wpcdc can be told. Build it with :func:`load_settings`."""
 
@@ -185,6 +195,7 @@ class Settings(BaseSettings):
     events: EventSettings = EventSettings()
     metrics: MetricsSettings = MetricsSettings()
     preflight: PreflightSettings = PreflightSettings()
+    snapshot: SnapshotSettings = SnapshotSettings()
 
     @classmethod
     def settings_customise_sources(
