@@ -67,6 +67,14 @@ def materialize(events: list[dict[str, Any]]) -> dict[int, PostState]:
                     f"{event['id']} removes an absent term"
                 )
                 state.terms.discard(term["term_taxonomy_id"])
+        elif kind == "post_snapshot":
+            # The whole post at one position: it replaces whatever came before.
+            state.post, state.deleted = data["post"], False
+            state.meta = {
+                m["meta_id"]: (m["key"], m["raw"] if m["raw"] is not None else m["value"])
+                for m in data["meta"]
+            }
+            state.terms = {t["term_taxonomy_id"] for t in data["terms"]}
         elif kind == "post_deleted":
             state.deleted = True
         else:
