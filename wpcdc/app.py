@@ -23,7 +23,7 @@ from wpcdc.database import (
     read_server_facts,
     request_resnapshot,
 )
-from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
+from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PositionLost, PreflightFailed
 from wpcdc.fold import AUTO_DRAFT, FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
@@ -221,7 +221,14 @@ async def _snapshot(
         start, refusal = Start.FRESH, str(exc)
     if start is Start.RESUME and state is not None:
         # P becomes the streaming checkpoint: the stream must still find it.
-        await asyncio.to_thread(check_position_available, settings.mysql, state.position)
+        try:
+            await asyncio.to_thread(check_position_available, settings.mysql, state.position)
+        except PositionLost as exc:
+            raise PositionLost(
+                f"the unfinished snapshot cannot be resumed: its position {state.position} is "
+                f"no longer in the binlog ({str(exc).split('. ')[0]}). Start over with "
+                "`wpcdc snapshot --force`, and keep binlogs longer than a snapshot takes."
+            ) from None
     fold = FoldConfig.from_settings(settings.fold)
     open_read = functools.partial(
         ConsistentSnapshot.open,
