@@ -16,14 +16,14 @@ This module owns the rules of that proof and the I/O around them:
   once, and only differences that persist are reported.
 - **The report** (:class:`VerifyReport`: text and JSON).
 - **Adapters**: :class:`MysqlDatabase` (a ``START TRANSACTION WITH CONSISTENT
-  SNAPSHOT`` and its binlog position) and :class:`KafkaTopic` (reads every
-  partition from the beginning without a consumer group, as ``tail`` does, so
-  verifying moves nobody's offsets).
+  SNAPSHOT`` tied to its binlog position as ``wpcdc snapshot`` ties it) and
+  :class:`KafkaTopic` (reads every partition from the beginning without a
+  consumer group, as ``tail`` does, so verifying moves nobody's offsets).
 
 Limits (see README): an event whose fold group straddles D carries changes
-after D (the recheck absorbs them unless the post keeps changing); on MySQL the
-snapshot's binlog position is approximate; a topic whose old records were
-deleted by retention or compaction cannot be rebuilt and reports missing posts.
+after D (the recheck absorbs them unless the post keeps changing); a topic whose
+old records were deleted by retention or compaction cannot be rebuilt and
+reports missing posts.
 """
 
 from __future__ import annotations
@@ -47,9 +47,15 @@ from aiokafka.errors import KafkaError
 
 from wpcdc import envelope as wire
 from wpcdc.checkpoint import FileCheckpointStore
-from wpcdc.database import MysqlConnection, connect, read_post_bundles, watched_blogs
+from wpcdc.database import (
+    MysqlConnection,
+    begin_consistent_snapshot,
+    connect,
+    read_post_bundles,
+    watched_blogs,
+)
 from wpcdc.decode import decode_meta, text
-from wpcdc.errors import PreflightFailed, ServerMisconfigured, WpcdcError
+from wpcdc.errors import PreflightFailed, WpcdcError
 from wpcdc.events import (
     META_EVENT,
     POST_EVENT_TYPES,
@@ -57,7 +63,7 @@ from wpcdc.events import (
     TAXONOMY_EVENT,
     Post,
 )
-from wpcdc.fold import FoldConfig, to_post
+from wpcdc.fold import AUTO_DRAFT, FoldConfig, to_post
 from wpcdc.kafka import aiokafka_warnings, client_options
 from wpcdc.positions import Coordinate, Position
 from wpcdc.preflight import detect_flavor
@@ -920,117 +926,76 @@ def _count_unverifiable(report: VerifyReport, result: Comparison) -> None:
 
 # --- adapters: the database ------------------------------------------------------------
 
-# MySQL has no binlog_snapshot_* status: the position is read before and after the
-# snapshot starts, and trusted when no commit came in between.
-_MYSQL_ATTEMPTS: Final = 10
-
 
 class MysqlDatabase:
-    """Consistent snapshots of the WordPress database."""
+    """Consistent snapshots of the WordPress database, tied to a binlog position by
+    ``wpcdc.database.begin_consistent_snapshot`` (as ``wpcdc snapshot`` reads).
 
-    def __init__(self, settings: MysqlSettings, *, chunk: int = _CHUNK) -> None:
-        self._settings = settings
+    Posts of ignored types and unreported auto-drafts are left out by the server
+    (revisions carry whole bodies: most of the I/O on many sites).
+    """
+
+    def __init__(self, settings: MysqlSettings, config: FoldConfig, *, chunk: int = _CHUNK) -> None:
+        self.settings = settings
         self._chunk = chunk
+        self._exclude_types = tuple(sorted(config.ignored_post_types))
+        self._exclude_statuses = () if config.emit_auto_drafts else (AUTO_DRAFT,)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[DatabaseView]:
-        conn = connect(self._settings, read_timeout=None)
+        # No read timeout: a chunk of a large site may take long.
+        conn = connect(self.settings, read_timeout=None)
         try:
-            position, warnings = start_consistent_snapshot(conn)
-            yield _MysqlView(conn, self._settings, position, warnings, self._chunk)
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT VERSION(), @@version_comment")
+                version, comment = cursor.fetchone() or ("", "")
+            flavor = detect_flavor(str(version), str(comment or ""))
+            point = begin_consistent_snapshot(conn, flavor)
+            yield _MysqlView(self, conn, point.position)
         finally:
             with contextlib.suppress(pymysql.err.MySQLError, OSError):
                 conn.rollback()
             with contextlib.suppress(Exception):
                 conn.close()
 
-
-def start_consistent_snapshot(conn: MysqlConnection) -> tuple[Position, list[str]]:
-    """Start a consistent-snapshot transaction; the binlog position it corresponds to.
-
-    MariaDB reports the exact position (``binlog_snapshot_file``/``_position``).
-    MySQL does not: the position is read around the start, retried until no
-    commit came in between; failing that, the later one is used and a warning says so.
-    """
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT VERSION(), @@version_comment")
-        version, comment = cursor.fetchone() or ("", "")
-        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    if detect_flavor(str(version), str(comment or "")) == "mariadb":
-        _execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        status = {
-            str(name).lower(): str(value)
-            for name, value in _rows(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'")
-        }
-        file, pos = status.get("binlog_snapshot_file", ""), status.get("binlog_snapshot_position")
-        if not file or not pos:
-            raise ServerMisconfigured("the server has no binary log: start it with log_bin")
-        return Position(file, int(pos)), []
-    after: Position | None = None
-    for _ in range(_MYSQL_ATTEMPTS):
-        before = _mysql_position(conn)
-        _execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        after = _mysql_position(conn)
-        if before == after:
-            return after, []
-        conn.rollback()
-        time.sleep(0.05)
-    assert after is not None
-    _execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
-    after = _mysql_position(conn)
-    return after, [
-        f"the server kept committing while the read started: its position ({after}) is "
-        "approximate, and posts changed around it may differ on the first read"
-    ]
-
-
-def _mysql_position(conn: MysqlConnection) -> Position:
-    for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
-        try:
-            rows = _rows(conn, statement)
-        except pymysql.err.ProgrammingError:
-            continue  # 8.4 removed SHOW MASTER STATUS, before 8.2 there is no other
-        if not rows:
-            break
-        return Position(str(rows[0][0]), int(rows[0][1]))
-    raise ServerMisconfigured("the server has no binary log: start it with log_bin")
-
-
-def _execute(conn: MysqlConnection, sql: str) -> None:
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-
-
-def _rows(conn: MysqlConnection, sql: str) -> list[tuple[Any, ...]]:
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
+    def read(
+        self,
+        conn: MysqlConnection,
+        blog_id: int,
+        *,
+        after_id: int = 0,
+        ids: Sequence[int] | None = None,
+    ) -> list[PostBundle]:
+        return read_post_bundles(
+            conn,
+            self.settings,
+            blog_id,
+            after_id=after_id,
+            limit=self._chunk,
+            ids=ids,
+            exclude_post_types=self._exclude_types,
+            exclude_statuses=self._exclude_statuses,
+        )
 
 
 @dataclass
 class _MysqlView:
+    database: MysqlDatabase
     conn: MysqlConnection
-    settings: MysqlSettings
     position: Position
-    warnings: list[str]
-    chunk: int
+    warnings: tuple[str, ...] = ()
 
     def blogs(self) -> list[int]:
-        return watched_blogs(self.conn, self.settings)
+        return watched_blogs(self.conn, self.database.settings)
 
     def chunks(self, blog_id: int) -> Iterator[list[PostBundle]]:
         after = 0
-        while True:
-            bundles = read_post_bundles(
-                self.conn, self.settings, blog_id, after_id=after, limit=self.chunk
-            )
-            if not bundles:
-                return
+        while bundles := self.database.read(self.conn, blog_id, after_id=after):
             yield bundles
             after = int(bundles[-1].post["ID"])
 
     def posts(self, blog_id: int, ids: Sequence[int]) -> list[PostBundle]:
-        return read_post_bundles(self.conn, self.settings, blog_id, ids=ids)
+        return self.database.read(self.conn, blog_id, ids=ids)
 
 
 # --- adapters: the topic ----------------------------------------------------------------
@@ -1156,7 +1121,7 @@ def run(
     mysql = settings.mysql
     try:
         return verify(
-            database=MysqlDatabase(mysql),
+            database=MysqlDatabase(mysql, options.config),
             topic=KafkaTopic(settings.kafka, name),
             checkpoint=saved_position,
             options=options,
