@@ -196,8 +196,10 @@ def test_a_topic_missing_events_is_reported(
         "missing                  1" in done.stdout and "stale                    1" in done.stdout
     )
     assert "2 posts differ" in done.stderr
-    # The original topic still matches.
+    # The original topic still matches; a topic that is not there is an error, not a verdict.
     assert wpcdc_verify(streamer).returncode == 0
+    absent = wpcdc_verify(streamer, "--topic", f"{kafka_topic}-absent")
+    assert absent.returncode == 1 and "does not exist" in absent.stderr
 
 
 def test_rows_changed_behind_the_binlog_are_reported(
@@ -238,3 +240,8 @@ def test_rows_changed_behind_the_binlog_are_reported(
     assert report["differences_total"] == 2 and len(report["differences"]) == 1
     (first,) = report["differences"]
     assert first["kind"] == "stale" and first["fields"][0]["field"] in ("title", "meta")
+
+    # --blog narrows both sides: this site has no blog 2, and blog 1's events are skipped.
+    done = wpcdc_verify(streamer, "--json", "--blog", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert orjson.loads(done.stdout)["counts"]["posts_on_topic"] == 0
