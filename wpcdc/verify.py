@@ -41,7 +41,6 @@ from typing import Any, Final, Literal, Protocol
 
 import orjson
 import pymysql
-import pymysql.cursors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -82,6 +81,8 @@ _BODIES: Final = {"post.content": "content", "post.excerpt": "excerpt"}
 LONG_STRING: Final = 256
 EXCERPT_WIDTH: Final = 60
 FIELDS_PER_POST: Final = 10
+# Posts per database read.
+CHUNK: Final = 500
 
 
 # --- values -----------------------------------------------------------------------
@@ -766,144 +767,153 @@ def verify(
     """Compare the topic with the database; read differing posts once more before
     reporting them. ``checkpoint`` returns the streamer's saved position (None:
     no checkpoint here)."""
-    report = VerifyReport(topic=options.topic, database=options.database)
-    ignored = options.config.ignored_meta_keys
-    with database.snapshot() as view:
-        report.position = str(view.position)
-        report.warnings += view.warnings
-        _await_checkpoint(view.position, checkpoint, options, clock, sleep, report)
-        state = TopicState(
-            ignored_meta_keys=ignored,
-            cutoff=sequence_cutoff(view.position),
-            blog_id=options.blog_id,
-        )
-        topic.read(state)
-        _count_events(report, state)
-        report.posts_on_topic = sum(1 for s in state.posts.values() if s.exists)
-        seen: set[PostKey] = set()
-        diffs: list[PostDiff] = []
-        for blog_id in _blogs(view, options):
-            for chunk in view.chunks(blog_id):
-                for bundle in chunk:
-                    key = (blog_id, int(bundle.post["ID"]))
-                    seen.add(key)
-                    if not wanted(bundle, options.config):
-                        continue
-                    report.posts_in_database += 1
-                    result = compare_post(database_post(bundle, ignored), state.posts.get(key))
-                    _count_unverifiable(report, result)
-                    if result.diff is not None:
-                        diffs.append(result.diff)
-        for key, post_state in state.posts.items():
-            if key not in seen:
-                extra = extra_post(key, post_state)
-                if extra is not None:
-                    diffs.append(extra)
-        del state, seen
+    run = _Verification(
+        database=database,
+        topic=topic,
+        checkpoint=checkpoint,
+        options=options,
+        clock=clock,
+        sleep=sleep,
+        report=VerifyReport(topic=options.topic, database=options.database),
+    )
+    report = run.report
+    diffs = run.read_everything()
     in_database = {d.key for d in diffs if d.kind != "extra"}
     if diffs:
         sleep(options.recheck_delay)
         report.rechecked = len(diffs)
-        diffs = _recheck(
-            database, topic, checkpoint, options, clock, sleep, report, [d.key for d in diffs]
-        )
+        diffs = run.read_again([d.key for d in diffs])
         report.settled = report.rechecked - len(diffs)
     report.differences = sorted(diffs, key=lambda d: (d.kind, d.key))
     report.matching = report.posts_in_database - sum(1 for d in diffs if d.key in in_database)
     return report
 
 
-def _blogs(view: DatabaseView, options: VerifyOptions) -> list[int]:
-    blogs = view.blogs()
-    if options.blog_id is None:
-        return blogs
-    return [b for b in blogs if b == options.blog_id]
+@dataclass
+class _Verification:
+    database: Database
+    topic: Topic
+    checkpoint: Callable[[], Position | None]
+    options: VerifyOptions
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    report: VerifyReport
 
+    @property
+    def ignored(self) -> frozenset[str]:
+        return self.options.config.ignored_meta_keys
 
-def _recheck(
-    database: Database,
-    topic: Topic,
-    checkpoint: Callable[[], Position | None],
-    options: VerifyOptions,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    report: VerifyReport,
-    keys: list[PostKey],
-) -> list[PostDiff]:
-    """Read the differing posts again, at a new position; the differences that remain."""
-    ignored = options.config.ignored_meta_keys
-    recheck = VerifyReport(topic=options.topic, database=options.database)
-    diffs: list[PostDiff] = []
-    with database.snapshot() as view:
-        _await_checkpoint(view.position, checkpoint, options, clock, sleep, recheck)
-        state = TopicState(
-            ignored_meta_keys=ignored,
-            cutoff=sequence_cutoff(view.position),
-            only=frozenset(keys),
-        )
-        topic.read(state)
-        by_blog: dict[int, list[int]] = {}
-        for blog_id, post_id in keys:
-            by_blog.setdefault(blog_id, []).append(post_id)
-        found: set[PostKey] = set()
-        blogs = set(view.blogs())
-        for blog_id, ids in sorted(by_blog.items()):
-            if blog_id not in blogs:
-                continue
-            for start in range(0, len(ids), _CHUNK):
-                for bundle in view.posts(blog_id, sorted(ids)[start : start + _CHUNK]):
-                    key = (blog_id, int(bundle.post["ID"]))
-                    found.add(key)
-                    if not wanted(bundle, options.config):
-                        continue
-                    result = compare_post(database_post(bundle, ignored), state.posts.get(key))
-                    if result.diff is not None:
-                        diffs.append(result.diff)
-        for key in keys:
+    def read_everything(self) -> list[PostDiff]:
+        """Every post of the database against the whole topic up to the read's position."""
+        report = self.report
+        with self.database.snapshot() as view:
+            report.position = str(view.position)
+            report.warnings += view.warnings
+            self._await_checkpoint(view.position)
+            state = TopicState(
+                ignored_meta_keys=self.ignored,
+                cutoff=sequence_cutoff(view.position),
+                blog_id=self.options.blog_id,
+            )
+            self.topic.read(state)
+            _count_events(report, state)
+            report.posts_on_topic = sum(1 for s in state.posts.values() if s.exists)
+            seen: set[PostKey] = set()
+            diffs: list[PostDiff] = []
+            blogs = view.blogs()
+            if self.options.blog_id is not None:
+                blogs = [b for b in blogs if b == self.options.blog_id]
+            for blog_id in blogs:
+                for chunk in view.chunks(blog_id):
+                    for bundle in chunk:
+                        key = (blog_id, int(bundle.post["ID"]))
+                        seen.add(key)
+                        if not wanted(bundle, self.options.config):
+                            continue
+                        report.posts_in_database += 1
+                        result = self._compare(bundle, state)
+                        if result.unverifiable:
+                            report.unverifiable_posts += 1
+                            report.unverifiable.update(result.unverifiable)
+                        if result.diff is not None:
+                            diffs.append(result.diff)
+            diffs += self._extra(state, (k for k in state.posts if k not in seen))
+        return diffs
+
+    def read_again(self, keys: Sequence[PostKey]) -> list[PostDiff]:
+        """The differing posts read again at a new position; the differences that remain."""
+        diffs: list[PostDiff] = []
+        with self.database.snapshot() as view:
+            self._await_checkpoint(view.position)
+            state = TopicState(
+                ignored_meta_keys=self.ignored,
+                cutoff=sequence_cutoff(view.position),
+                only=frozenset(keys),
+            )
+            self.topic.read(state)
+            by_blog: dict[int, list[int]] = {}
+            for blog_id, post_id in sorted(keys):
+                by_blog.setdefault(blog_id, []).append(post_id)
+            found: set[PostKey] = set()
+            blogs = set(view.blogs())
+            for blog_id, ids in by_blog.items():
+                if blog_id not in blogs:
+                    continue
+                for start in range(0, len(ids), CHUNK):
+                    for bundle in view.posts(blog_id, ids[start : start + CHUNK]):
+                        key = (blog_id, int(bundle.post["ID"]))
+                        found.add(key)
+                        if not wanted(bundle, self.options.config):
+                            continue
+                        result = self._compare(bundle, state)
+                        if result.diff is not None:
+                            diffs.append(result.diff)
+            diffs += self._extra(state, (k for k in keys if k not in found))
+        return diffs
+
+    def _compare(self, bundle: PostBundle, state: TopicState) -> Comparison:
+        key = (bundle.blog_id, int(bundle.post["ID"]))
+        return compare_post(database_post(bundle, self.ignored), state.posts.get(key))
+
+    @staticmethod
+    def _extra(state: TopicState, absent: Iterable[PostKey]) -> list[PostDiff]:
+        """Differences for posts the database does not have."""
+        diffs = []
+        for key in absent:
             post_state = state.posts.get(key)
-            if key not in found and post_state is not None:
-                extra = extra_post(key, post_state)
-                if extra is not None:
-                    diffs.append(extra)
-    # Only the recheck's own doubts: the first read's are already reported.
-    report.warnings += [w for w in recheck.warnings if w not in report.warnings]
-    return diffs
+            extra = None if post_state is None else extra_post(key, post_state)
+            if extra is not None:
+                diffs.append(extra)
+        return diffs
 
+    def _await_checkpoint(self, position: Position) -> None:
+        """Wait until the streamer has produced every event up to ``position``."""
+        deadline = self.clock() + self.options.wait
+        while True:
+            saved = self.checkpoint()
+            if saved is None:
+                self.report.checkpoint = None
+                self._warn(
+                    "no streamer checkpoint here (checkpoint.path): cannot tell whether the "
+                    "topic already holds every change up to the database read; run verify "
+                    "where `wpcdc run` keeps its checkpoint"
+                )
+                return
+            self.report.checkpoint = str(saved)
+            if position <= saved:
+                return
+            if self.clock() >= deadline:
+                self._warn(
+                    f"the streamer checkpoint ({saved}) did not reach the database read "
+                    f"({position}) within {self.options.wait:g} s: `wpcdc run` is behind or "
+                    "stopped, so changes after its checkpoint are not on the topic yet"
+                )
+                return
+            self.sleep(self.options.checkpoint_poll)
 
-_CHUNK: Final = 500
-
-
-def _await_checkpoint(
-    position: Position,
-    checkpoint: Callable[[], Position | None],
-    options: VerifyOptions,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    report: VerifyReport,
-) -> None:
-    """Wait until the streamer has produced every event up to ``position``."""
-    deadline = clock() + options.wait
-    while True:
-        saved = checkpoint()
-        if saved is None:
-            report.checkpoint = None
-            report.warnings.append(
-                "no streamer checkpoint here (checkpoint.path): cannot tell whether the "
-                "topic already holds every change up to the database read; run verify "
-                "where `wpcdc run` keeps its checkpoint"
-            )
-            return
-        report.checkpoint = str(saved)
-        if position <= saved:
-            return
-        if clock() >= deadline:
-            report.warnings.append(
-                f"the streamer checkpoint ({saved}) did not reach the database read "
-                f"({position}) within {options.wait:g} s: `wpcdc run` is behind or stopped, "
-                "so changes after its checkpoint are not on the topic yet"
-            )
-            return
-        sleep(options.checkpoint_poll)
+    def _warn(self, message: str) -> None:
+        if message not in self.report.warnings:
+            self.report.warnings.append(message)
 
 
 def _count_events(report: VerifyReport, state: TopicState) -> None:
@@ -918,12 +928,6 @@ def _count_events(report: VerifyReport, state: TopicState) -> None:
         )
 
 
-def _count_unverifiable(report: VerifyReport, result: Comparison) -> None:
-    if result.unverifiable:
-        report.unverifiable_posts += 1
-        report.unverifiable.update(result.unverifiable)
-
-
 # --- adapters: the database ------------------------------------------------------------
 
 
@@ -935,7 +939,7 @@ class MysqlDatabase:
     (revisions carry whole bodies: most of the I/O on many sites).
     """
 
-    def __init__(self, settings: MysqlSettings, config: FoldConfig, *, chunk: int = _CHUNK) -> None:
+    def __init__(self, settings: MysqlSettings, config: FoldConfig, *, chunk: int = CHUNK) -> None:
         self.settings = settings
         self._chunk = chunk
         self._exclude_types = tuple(sorted(config.ignored_post_types))

@@ -522,6 +522,42 @@ def test_a_difference_that_catches_up_on_the_recheck_is_not_reported() -> None:
     assert fake.now >= 3
 
 
+def test_a_deletion_folded_across_the_position_settles_on_the_recheck() -> None:
+    # The group's first change (at 500) is before the first read's position (1000),
+    # the row deletion after it: the topic says deleted, the first read still has it.
+    first = FakeView(Position(FILE, 1000), {1: [bundle(row(1)), bundle(row(2))]})
+    second = FakeView(Position(FILE, 2000), {1: [bundle(row(1))]})
+    topic = FakeTopic(
+        [
+            post_event("post_created", row(1), 100),
+            post_event("post_created", row(2), 100),
+            post_event("post_deleted", row(2), 500),
+        ]
+    )
+    report, _ = run_verify(FakeDatabase(first, second), topic)
+    assert report.ok and (report.rechecked, report.settled) == (1, 1)
+    assert report.counts()["posts_in_database"] == 2
+
+
+def test_the_recheck_waits_for_the_checkpoint_to_pass_its_own_position() -> None:
+    views = [
+        FakeView(Position(FILE, pos), {1: [bundle(row(1, post_title="B"))]}) for pos in (1000, 2000)
+    ]
+    early = [post_event("post_created", row(1, post_title="A"), 100)]
+    late = [*early, post_event("post_updated", row(1, post_title="B"), 1500)]
+    # The first read's topic lacks the update at 1500 (after its position 1000 anyway);
+    # the checkpoint reaches 2000 only on the third look.
+    checkpoints = [
+        Position(FILE, 1000),
+        Position(FILE, 1000),
+        Position(FILE, 1500),
+        Position(FILE, 2000),
+    ]
+    report, _ = run_verify(FakeDatabase(*views), FakeTopic(early, late), checkpoint=checkpoints)
+    assert report.ok and report.settled == 1 and report.warnings == []
+    assert report.checkpoint == str(Position(FILE, 2000))
+
+
 def test_a_lasting_difference_is_reported_once_per_post() -> None:
     views = [
         FakeView(
