@@ -23,7 +23,13 @@ from wpcdc.database import (
     read_server_facts,
     request_resnapshot,
 )
-from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PositionLost, PreflightFailed
+from wpcdc.errors import (
+    BrokerUnavailable,
+    DeliveryFailed,
+    PositionLost,
+    PreflightFailed,
+    WpcdcError,
+)
 from wpcdc.fold import AUTO_DRAFT, FoldConfig, Folder
 from wpcdc.kafka import read_broker_facts
 from wpcdc.metrics import Metrics
@@ -254,18 +260,26 @@ async def _snapshot(
         state=state,
         stop=stop,
     )
-    if sink is None:
-        return await snapshotter.run(), refusal
-    await sink.start()
+    again = (
+        ""
+        if start is Start.LIMITED or options.dry_run
+        else " The progress of every acknowledged chunk is saved: run `wpcdc snapshot` again "
+        "to continue."
+    )
     try:
-        await sink.ensure_topic()
-        return await snapshotter.run(), refusal
+        if sink is None:
+            return await snapshotter.run(), refusal
+        await sink.start()
+        try:
+            await sink.ensure_topic()
+            return await snapshotter.run(), refusal
+        finally:
+            await sink.stop()
     except (DeliveryFailed, BrokerUnavailable) as exc:
-        if start is Start.LIMITED:
-            raise
-        raise type(exc)(
-            f"{exc}. The progress of every acknowledged chunk is saved: run `wpcdc snapshot` "
-            "again to continue."
-        ) from None
-    finally:
-        await sink.stop()
+        raise type(exc)(f"{exc}.{again}") from None
+    except (pymysql.err.MySQLError, OSError) as exc:
+        if exc.args and exc.args[0] in ACCESS_DENIED:
+            raise PreflightFailed(
+                f"the database refused wpcdc: {exc.args[-1]}. Run `wpcdc check` for the fix."
+            ) from None
+        raise WpcdcError(f"the database read failed: {type(exc).__name__}: {exc}.{again}") from None

@@ -19,7 +19,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.connections import Connection
 
-from wpcdc.errors import PreflightFailed, ServerMisconfigured
+from wpcdc.errors import PreflightFailed, ServerMisconfigured, WpcdcError
 from wpcdc.events import TermRef
 from wpcdc.mirror import Mirror
 from wpcdc.positions import Position
@@ -649,8 +649,15 @@ def _locked_snapshot(conn: MysqlConnection) -> SnapshotPoint:
                             "On MySQL a snapshot needs it for a moment to tie the snapshot to a "
                             "binlog position: GRANT RELOAD ON *.* TO the wpcdc account"
                         ) from None
-                    if code != _LOCK_WAIT_TIMEOUT or attempt == FTWRL_ATTEMPTS:
+                    if code != _LOCK_WAIT_TIMEOUT:
                         raise
+                    if attempt == FTWRL_ATTEMPTS:
+                        raise WpcdcError(
+                            f"FLUSH TABLES WITH READ LOCK waited {FTWRL_WAIT_SECONDS} s for "
+                            f"running statements {FTWRL_ATTEMPTS} times and gave up, so as not "
+                            "to hold writers back: run the snapshot when no long query or "
+                            "backup runs (SHOW PROCESSLIST)"
+                        ) from None
                     # A long statement held a table: let writers through, then retry.
                     time.sleep(attempt)
             try:
