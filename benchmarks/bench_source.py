@@ -2,8 +2,9 @@
 
 Starts a private MariaDB, installs WordPress, writes a WordPress-shaped binlog
 (``--posts`` wp_insert_post calls with tags, meta, a 2 KB body, and one option
-update each, as plugins do), then reads the same binlog several ways, each
-``--rounds`` times, and prints the median row changes per second:
+update each, as plugins do; see _workload.py), then reads the same binlog
+several ways, each ``--rounds`` times, and prints the median row changes per
+second:
 
 - ``items()``: the source as the app uses it (watched tables only);
 - ``items() without only_tables``: the source with the table predicate off;
@@ -23,45 +24,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _workload import DATABASE, install_wordpress, write_posts
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 import wpcdc.source as source_module
 from wpcdc.local.mariadb import MariaDBServer
-from wpcdc.local.wordpress import WordPressSite
 from wpcdc.positions import Position
 from wpcdc.rows import TableKind, TransactionPart
 from wpcdc.settings import MysqlSettings
 from wpcdc.source import BinlogSource, current_position
 
-DATABASE = "bench"
 MARKER = "bench-end-marker"
-
-WRITE_POSTS = """
-$body = str_repeat('Lorem ipsum dolor sit amet. ', 73);
-for ($i = 0; $i < $args['posts']; $i++) {
-    $id = wp_insert_post(['post_title' => "Post $i", 'post_content' => $body,
-                          'post_status' => 'publish'], true);
-    wp_set_post_tags($id, ["tag" . ($i % 50), "tag" . ($i % 7)]);
-    update_post_meta($id, 'views', $i);
-    update_post_meta($id, 'subtitle', "Subtitle $i");
-    update_option('bench_last_post', $id);
-}
-return $args['posts'];
-"""
 
 
 def write_binlog(server: MariaDBServer, posts: int) -> tuple[MysqlSettings, Position]:
-    with server.connect() as conn, conn.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
-    site = WordPressSite(
-        host=server.host, port=server.port, user=server.user, password="", database=DATABASE
-    )
-    site.install()
-    mysql = MysqlSettings(port=server.port, user=server.user, database=DATABASE, server_id=77)
+    site, mysql = install_wordpress(server)
     start = current_position(mysql)
     began = time.monotonic()
-    site.php(WRITE_POSTS, {"posts": posts})
+    write_posts(site, posts, edits=False)
     with server.connect(DATABASE) as conn, conn.cursor() as cursor:
         cursor.execute("SET SESSION sql_mode = ''")
         cursor.execute(f"INSERT INTO wp_posts (post_title) VALUES ('{MARKER}')")
