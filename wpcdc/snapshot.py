@@ -650,7 +650,6 @@ class Snapshotter:
         self._oversize = 0
         self._meta_errors = 0
         self._chunks = 0
-        self._limits: dict[int, int] = {}
 
     async def run(self) -> SnapshotResult:
         read = await asyncio.to_thread(self._open_read)
@@ -827,11 +826,7 @@ class Snapshotter:
         deliveries = []
         for event in events:
             headers: Headers = [CONTENT_TYPE_HEADER, ("ce_type", event.type.encode())]
-            # A record's size depends on its key's length, not its bytes, and every
-            # snapshot event has the same headers: one computation per key length.
-            limit = self._limits.get(len(event.key))
-            if limit is None:
-                limit = self._limits[len(event.key)] = sink.max_value_size(event.key, headers)
+            limit = sink.max_value_size(event.key, headers)
             value, omitted = fit(event, self._source, limit)
             if omitted:
                 self._oversize += 1

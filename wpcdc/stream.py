@@ -80,8 +80,9 @@ class SignalTable(Protocol):
 class StreamConfig:
     source_name: str
     checkpoint_interval: float = 2.0
-    # Bounded hand-over: at most this many source items wait for the loop.
-    queue_items: int = 1000
+    # Bounded hand-over: at most this many row changes (transactions without
+    # watched rows count one) wait for the loop.
+    queue_rows: int = 5000
     # Live re-snapshots read this many posts per watermark window.
     resnapshot_chunk: int = 200
     shutdown_timeout: float = 8.0
@@ -108,18 +109,25 @@ class Handoff:
         self._loop = loop
         self._capacity = capacity
         self._items: deque[object] = deque()
+        self._weights: deque[int] = deque()
+        self._load = 0
         self._condition = threading.Condition()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
-    def put(self, item: object) -> bool:
-        """From the reader thread; False once the loop has closed the hand-over."""
+    def put(self, item: object, weight: int = 1) -> bool:
+        """From the reader thread; False once the loop has closed the hand-over.
+
+        ``weight`` is what the item costs in memory (row changes): the bound is on
+        the total, so a few huge transaction parts cannot hold a million rows."""
         with self._condition:
-            while len(self._items) >= self._capacity and not self._closed:
+            while self._load and self._load + weight > self._capacity and not self._closed:
                 self._condition.wait(0.2)
             if self._closed:
                 return False
             self._items.append(item)
+            self._weights.append(weight)
+            self._load += weight
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._loop.call_soon_threadsafe(_wake, waiter)
@@ -132,6 +140,8 @@ class Handoff:
                 if self._items:
                     batch = list(self._items)
                     self._items.clear()
+                    self._weights.clear()
+                    self._load = 0
                     self._condition.notify_all()
                     return batch
                 waiter = self._waiter = self._loop.create_future()
@@ -141,6 +151,8 @@ class Handoff:
         with self._condition:
             self._closed = True
             self._items.clear()
+            self._weights.clear()
+            self._load = 0
             self._condition.notify_all()
 
 
@@ -189,7 +201,7 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stream until ``stop`` is set (then flush and checkpoint) or an error."""
-        handoff = Handoff(asyncio.get_running_loop(), self._config.queue_items)
+        handoff = Handoff(asyncio.get_running_loop(), self._config.queue_rows)
         reader = threading.Thread(
             target=self._read, args=(handoff,), name="wpcdc-binlog", daemon=True
         )
@@ -231,7 +243,8 @@ class Pipeline:
         error: BaseException | None = None
         try:
             for item in self._source.items():
-                if not handoff.put(item):
+                weight = len(item.changes) if isinstance(item, TransactionPart) else 0
+                if not handoff.put(item, max(weight, 1)):
                     return
         except BaseException as exc:  # raised again on the loop's side
             error = exc
