@@ -157,8 +157,9 @@ class MetaEntry:
 @dataclass(slots=True)
 class SnapshotData:
     """A whole post as it was at the event's binlog position: the row, every meta
-    row (less the ignored keys) and every term. ``reason`` is "initial" for
-    ``wpcdc snapshot`` and "requested" for a live re-snapshot."""
+    row (less the ignored keys) and every term. ``reason`` is "initial" for the
+    full ``wpcdc snapshot`` and "requested" for a re-emit asked for by someone: a
+    live re-snapshot or a limited ``wpcdc snapshot`` (``--blog``/``--post-type``/``--ids``)."""
 
     blog_id: int
     post_id: int
