@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
+from wpcdc.errors import WpcdcError
 from wpcdc.preflight import BrokerFacts, TopicFacts
 from wpcdc.settings import KafkaSettings
 from wpcdc.tls import client_context
@@ -139,3 +141,48 @@ def _with_reasons(reason: str, warnings: list[str]) -> str:
     # The last few distinct reasons, in order: one per bootstrap server at most.
     distinct = list(dict.fromkeys(warnings))[-3:]
     return f"{reason} ({'; '.join(distinct)})"
+
+
+# A fetch must fit the largest record plus its batch overhead.
+_FETCH_HEADROOM = 64 * 1024
+
+
+@contextlib.asynccontextmanager
+async def topic_reader(settings: KafkaSettings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer for reading ``topic`` as a bystander: no consumer group, no
+    commits (tail and verify never move anyone's offsets). Raises WpcdcError when
+    the broker cannot be reached or the topic does not exist; stopped on exit."""
+    where = settings.bootstrap_servers
+    try:
+        client = client_options(settings)
+    except OSError as exc:
+        raise WpcdcError(f"kafka.tls: {exc}") from None
+    fetch_bytes = max(settings.max_message_bytes + _FETCH_HEADROOM, 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        **client,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
+    )
+    try:
+        with aiokafka_warnings() as reasons:
+            try:
+                await asyncio.wait_for(consumer.start(), settings.request_timeout)
+                # All topics, never ours by name: brokers with
+                # auto.create.topics.enable create a topic a metadata request names.
+                topics = await asyncio.wait_for(consumer.topics(), settings.request_timeout)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
+                raise WpcdcError(
+                    f"cannot read from the Kafka broker at {where}: "
+                    f"{type(exc).__name__}{detail}; check kafka.bootstrap_servers"
+                ) from None
+        if topic not in topics:
+            raise WpcdcError(
+                f"topic {topic!r} does not exist on {where}; check --topic (default: kafka.topic)"
+            )
+        yield consumer
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()

@@ -11,7 +11,6 @@ rebalance of the real consumers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import heapq
 import os
@@ -24,12 +23,10 @@ from typing import Any, Final, TextIO
 import orjson
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from wpcdc import envelope as wire
-from wpcdc.errors import WpcdcError
 from wpcdc.events import POST_EVENT_TYPES
-from wpcdc.kafka import aiokafka_warnings, client_options
+from wpcdc.kafka import topic_reader
 from wpcdc.settings import KafkaSettings
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
@@ -281,7 +278,6 @@ class TailOptions:
 Write = Callable[[str], None]
 
 # A fetch must hold the largest record the sink may write.
-_FETCH_HEADROOM: Final = 64 * 1024
 _POLL_MS: Final = 500
 
 
@@ -291,41 +287,8 @@ async def tail(settings: KafkaSettings, options: TailOptions, out: Write, err: W
     Returns the number of events printed. Raises WpcdcError when the broker
     cannot be reached or the topic does not exist.
     """
-    where = settings.bootstrap_servers
-    try:
-        client = client_options(settings)
-    except OSError as exc:
-        raise WpcdcError(f"kafka.tls: {exc}") from None
-    fetch_bytes = max(settings.max_message_bytes + _FETCH_HEADROOM, 1024 * 1024)
-    consumer = AIOKafkaConsumer(
-        **client,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=fetch_bytes,
-        fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
-    )
-    try:
-        with aiokafka_warnings() as reasons:
-            try:
-                await asyncio.wait_for(consumer.start(), settings.request_timeout)
-                # All topics, never ours by name: brokers with
-                # auto.create.topics.enable create a topic a metadata request names.
-                topics = await asyncio.wait_for(consumer.topics(), settings.request_timeout)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
-                raise WpcdcError(
-                    f"cannot read from the Kafka broker at {where}: "
-                    f"{type(exc).__name__}{detail}; check kafka.bootstrap_servers"
-                ) from None
-        if options.topic not in topics:
-            raise WpcdcError(
-                f"topic {options.topic!r} does not exist on {where}; "
-                "check --topic (default: kafka.topic)"
-            )
+    async with topic_reader(settings, options.topic) as consumer:
         return await _consume(consumer, options, out, err)
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
 
 
 async def _consume(consumer: AIOKafkaConsumer, options: TailOptions, out: Write, err: Write) -> int:

@@ -42,7 +42,6 @@ from typing import Any, Final, Literal, Protocol
 import orjson
 import pymysql
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from wpcdc import envelope as wire
 from wpcdc.checkpoint import FileCheckpointStore
@@ -63,7 +62,7 @@ from wpcdc.events import (
     Post,
 )
 from wpcdc.fold import AUTO_DRAFT, FoldConfig, to_post
-from wpcdc.kafka import aiokafka_warnings, client_options
+from wpcdc.kafka import topic_reader
 from wpcdc.positions import Coordinate, Position
 from wpcdc.preflight import detect_flavor
 from wpcdc.settings import KafkaSettings, MysqlSettings, Settings
@@ -1005,7 +1004,6 @@ class _MysqlView:
 # --- adapters: the topic ----------------------------------------------------------------
 
 # A fetch must hold the largest record the sink may write.
-_FETCH_HEADROOM: Final = 64 * 1024
 _POLL_MS: Final = 500
 
 
@@ -1024,42 +1022,8 @@ class KafkaTopic:
         asyncio.run(self._read(state))
 
     async def _read(self, state: TopicState) -> None:
-        settings = self._settings
-        where = settings.bootstrap_servers
-        try:
-            client = client_options(settings)
-        except OSError as exc:
-            raise WpcdcError(f"kafka.tls: {exc}") from None
-        fetch_bytes = max(settings.max_message_bytes + _FETCH_HEADROOM, 1024 * 1024)
-        consumer = AIOKafkaConsumer(
-            **client,
-            group_id=None,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=fetch_bytes,
-            fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
-        )
-        try:
-            with aiokafka_warnings() as reasons:
-                try:
-                    await asyncio.wait_for(consumer.start(), settings.request_timeout)
-                    # All topics, never ours by name: brokers with
-                    # auto.create.topics.enable create a topic a metadata request names.
-                    topics = await asyncio.wait_for(consumer.topics(), settings.request_timeout)
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
-                    raise WpcdcError(
-                        f"cannot read from the Kafka broker at {where}: "
-                        f"{type(exc).__name__}{detail}; check kafka.bootstrap_servers"
-                    ) from None
-            if self._topic not in topics:
-                raise WpcdcError(
-                    f"topic {self._topic!r} does not exist on {where}; "
-                    "check --topic (default: kafka.topic)"
-                )
+        async with topic_reader(self._settings, self._topic) as consumer:
             await self._consume(consumer, state)
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer, state: TopicState) -> None:
         partitions = sorted(consumer.partitions_for_topic(self._topic) or ())
