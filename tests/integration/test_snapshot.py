@@ -9,6 +9,7 @@ checks the topic (schemas validated by read_topic) against the database.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import subprocess
 import sys
@@ -384,6 +385,23 @@ def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
     assert len(posts) > 2000
     problems = compare_with_database(states, mysql_server, mysql_database, posts)
     assert problems == [], "\n".join(problems[:20])
+    # And the operator's proof says the same.
+    verified = subprocess.run(
+        [sys.executable, "-m", "wpcdc", "verify", "--json", "--wait", "30"],
+        env=streamer.env,
+        cwd=streamer.workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    summary = json.loads(verified.stdout)
+    assert (
+        summary["counts"]["missing"]
+        == summary["counts"]["stale"]
+        == summary["counts"]["extra"]
+        == 0
+    )
 
 
 def test_the_snapshot_position_splits_commits_exactly(
