@@ -82,7 +82,7 @@ class StreamConfig:
     checkpoint_interval: float = 2.0
     # Bounded hand-over: at most this many row changes (transactions without
     # watched rows count one) wait for the loop.
-    queue_rows: int = 5000
+    queue_rows: int = 1000
     # Live re-snapshots read this many posts per watermark window.
     resnapshot_chunk: int = 200
     shutdown_timeout: float = 8.0
