@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
+from tests.support.streaming import wpcdc_env
 from tests.support.wordpress import install_wordpress
 from wpcdc.errors import EXIT_OK, EXIT_PREFLIGHT
 from wpcdc.local.ports import free_port
@@ -36,18 +38,13 @@ def env_for(
     topic: str,
     **overrides: str,
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WPCDC_")}
+    env = wpcdc_env(server, database, bootstrap_servers, topic, Path(tempfile.gettempdir()))
+    # These tests check what `wpcdc check` says about the default partition count.
+    del env["WPCDC_KAFKA__PARTITIONS"]
     env.update(
         {
-            "WPCDC_MYSQL__HOST": server.host,
-            "WPCDC_MYSQL__PORT": str(server.port),
-            "WPCDC_MYSQL__USER": server.user,
-            "WPCDC_MYSQL__PASSWORD": server.password,
-            "WPCDC_MYSQL__DATABASE": database,
             "WPCDC_MYSQL__SERVER_ID": WPCDC_SERVER_ID,
             "WPCDC_MYSQL__CONNECT_TIMEOUT": "10",
-            "WPCDC_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
-            "WPCDC_KAFKA__TOPIC": topic,
             "WPCDC_KAFKA__REQUEST_TIMEOUT": "10",
         }
     )

@@ -7,7 +7,6 @@ sequence) and compares it with the database.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from tests.support.materialize import compare_with_database, deduplicate, materialize
 from tests.support.proxy import CuttableProxy
 from tests.support.streaming import Streamer, binlog_end, read_topic, wpcdc_env
-from tests.support.wordpress import install_wordpress
+from tests.support.wordpress import BackgroundPhp, install_wordpress
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.ports import free_port
 from wpcdc.local.wordpress import WordPressSite
@@ -47,27 +46,9 @@ return $ids;
 """
 
 
-class Writer(threading.Thread):
-    """Runs the WRITER snippet in the background; ``ids`` once it is done."""
-
-    def __init__(self, site: WordPressSite, **args: Any) -> None:
-        super().__init__(daemon=True)
-        self._site, self._args = site, {"pause_ms": 0, **args}
-        self.ids: list[int] = []
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.ids = self._site.php(WRITER, self._args, timeout=600)
-        except BaseException as exc:
-            self.error = exc
-
-    def finish(self, timeout: float = 300) -> list[int]:
-        self.join(timeout)
-        assert not self.is_alive(), "the WordPress writer did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.ids
+def writer(site: WordPressSite, **args: Any) -> BackgroundPhp:
+    """The WRITER snippet in the background; ``finish()`` gives the post ids."""
+    return BackgroundPhp(site, WRITER, {"pause_ms": 0, **args})
 
 
 def assert_topic_matches_database(
@@ -89,8 +70,8 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
 ) -> None:
     streamer.start()
     # 250 creates + 250 x 8 rounds x ~2.5 changes: about 5,000 WordPress changes.
-    writer = Writer(wordpress, posts=250, rounds=8)
-    writer.start()
+    background = writer(wordpress, posts=250, rounds=8)
+    background.start()
     start = streamer.checkpoint()
     assert start is not None
     deadline = time.monotonic() + 120
@@ -102,7 +83,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     crashed_at = streamer.checkpoint()
     time.sleep(1)
     streamer.start()
-    ids = writer.finish()
+    ids = background.finish()
     final = streamer.wait_caught_up(mysql_server, timeout=120)
     assert crashed_at is not None and crashed_at.position.key() < final.position.key()
     assert streamer.stop() == 0
@@ -168,8 +149,8 @@ def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
     try:
         streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
         streamer.start()
-        writer = Writer(wordpress, posts=60, rounds=6, pause_ms=20)
-        writer.start()
+        background = writer(wordpress, posts=60, rounds=6, pause_ms=20)
+        background.start()
         time.sleep(3)
         proxy.cut()
         cut_at = binlog_end(mysql_server)
@@ -184,7 +165,7 @@ def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
             assert streamer.process is not None and streamer.process.poll() is None
             time.sleep(0.5)
         proxy.restore()
-        ids = writer.finish()
+        ids = background.finish()
         final = streamer.wait_caught_up(mysql_server, timeout=120)
         assert highest is not None and highest.key() < final.position.key()
         assert "restarting from the checkpoint" in streamer.log_text()

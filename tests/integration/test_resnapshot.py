@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint
 from tests.support.streaming import Streamer, events_of, read_topic
+from tests.support.wordpress import BackgroundPhp
 from wpcdc.local.wordpress import WordPressSite
 
 pytestmark = pytest.mark.integration
@@ -82,27 +82,23 @@ def test_resnapshot_of_a_post_edited_at_the_same_moment_ends_with_the_newer_stat
         "return wp_insert_post(['post_title' => 'v0', 'post_status' => 'publish'], true);"
     )
     streamer.start()
-    editing = threading.Thread(
-        target=wordpress.php,
-        args=(
-            """
-            global $wpdb;
-            for ($i = 1; $i <= 400; $i++) {
-                $wpdb->update($wpdb->posts, ['post_title' => "v$i"], ['ID' => $args]);
-                usleep(5000);
-            }
-            return true;
-            """,
-            post_id,
-        ),
-        daemon=True,
+    editing = BackgroundPhp(
+        wordpress,
+        """
+        global $wpdb;
+        for ($i = 1; $i <= 400; $i++) {
+            $wpdb->update($wpdb->posts, ['post_title' => "v$i"], ['ID' => $args]);
+            usleep(5000);
+        }
+        return true;
+        """,
+        post_id,
     )
     editing.start()
     for _ in range(8):  # requests land in the middle of the edits
         resnapshot(streamer, "--post", str(post_id))
         time.sleep(0.25)
-    editing.join(120)
-    assert not editing.is_alive()
+    editing.finish(120)
     streamer.wait_caught_up(mysql_server)
     events = events_of(read_topic(kafka_broker.bootstrap_servers, kafka_topic), f"post/{post_id}")
     final = mysql_server.execute(

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint
 from tests.support.materialize import compare_with_database, deduplicate, materialize
 from tests.support.streaming import Record, Streamer, binlog_end, read_topic
+from tests.support.wordpress import BackgroundPhp
 from wpcdc.database import ConsistentSnapshot, connect, snapshot_position
 from wpcdc.local.wordpress import WordPressSite
 from wpcdc.positions import Position
@@ -322,22 +323,6 @@ def test_killed_snapshot_resumes_where_it_stopped(
     assert problems == [], "\n".join(problems[:20])
 
 
-class Writer(threading.Thread):
-    """Runs the WRITER snippet until the stop file appears."""
-
-    def __init__(self, site: WordPressSite, ids: list[int], stop: Path) -> None:
-        super().__init__(daemon=True)
-        self._site, self._args = site, {"ids": ids, "stop": str(stop), "max": 50_000}
-        self.changes = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.changes = self._site.php(WRITER, self._args, timeout=300)
-        except BaseException as exc:
-            self.error = exc
-
-
 def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
     wordpress: WordPressSite,
     mysql_server: MysqlEndpoint,
@@ -349,7 +334,9 @@ def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
 ) -> None:
     ids = wordpress.php(CREATE_POSTS, {"posts": 2000})
     stop = tmp_path / "stop-writer"
-    writer = Writer(wordpress, ids, stop)
+    writer = BackgroundPhp(
+        wordpress, WRITER, {"ids": ids, "stop": str(stop), "max": 50_000}, timeout=300
+    )
     began = binlog_end(mysql_server)
     writer.start()
     try:
@@ -364,7 +351,7 @@ def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
     finally:
         stop.touch()
         writer.join(120)
-    assert writer.error is None and writer.changes > 0
+    assert writer.finish(0) > 0
     checkpoint = streamer.checkpoint()
     assert checkpoint is not None
     # The writer committed before the snapshot's position and while it was read.
