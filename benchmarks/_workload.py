@@ -7,9 +7,9 @@ WordPress installed; the workloads below then call WordPress core APIs in one
 
 from __future__ import annotations
 
+from wpcdc.config.settings import MysqlSettings
 from wpcdc.local.mariadb import MariaDBServer
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.settings import MysqlSettings
 
 DATABASE = "bench"
 

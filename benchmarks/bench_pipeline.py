@@ -62,17 +62,7 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from wpcdc.app import source_name
-from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
-from wpcdc.database import SignalTable, load_mirror
-from wpcdc.fold import FoldConfig, Folder
-from wpcdc.local.broker import TansuBroker
-from wpcdc.local.mariadb import MariaDBServer
-from wpcdc.local.wordpress import WordPressSite
-from wpcdc.metrics import Metrics
-from wpcdc.positions import Position, file_index
-from wpcdc.rows import Idle
-from wpcdc.settings import (
+from wpcdc.config.settings import (
     CheckpointSettings,
     FoldSettings,
     KafkaSettings,
@@ -80,10 +70,21 @@ from wpcdc.settings import (
     MysqlSettings,
     Settings,
 )
-from wpcdc.sink import KafkaSink
-from wpcdc.source import BinlogSource, current_position
-from wpcdc.stream import Pipeline, StreamConfig
-from wpcdc.watermark import AckTracker
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.fold import Folder
+from wpcdc.core.positions import Position, file_index
+from wpcdc.core.rows import Idle
+from wpcdc.kafka.sink import KafkaSink
+from wpcdc.local.broker import TansuBroker
+from wpcdc.local.mariadb import MariaDBServer
+from wpcdc.local.wordpress import WordPressSite
+from wpcdc.mysql.binlog import BinlogSource, current_position
+from wpcdc.mysql.database import SignalTable, load_mirror
+from wpcdc.runtime.app import source_name
+from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.metrics import Metrics
+from wpcdc.runtime.pipeline import Pipeline, StreamConfig
 
 VARIANTS = ("baseline", "source", "fold", "wpcdc")
 # Small, so that checkpoint saves are part of what is measured.
@@ -212,9 +213,7 @@ def run_source(job: Job, rss_start: float, *, fold: bool) -> Result:
     fold_settings = FoldSettings()
     folder = None
     if fold:
-        folder = Folder(
-            config=FoldConfig.from_settings(fold_settings), mirror=load_mirror(job.mysql)
-        )
+        folder = Folder(config=fold_settings.to_config(), mirror=load_mirror(job.mysql))
     source = BinlogSource(
         mysql=job.mysql, start=job.start, heartbeat=float(fold_settings.window_seconds + 1)
     )
@@ -254,7 +253,7 @@ async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
     registry = CollectorRegistry()
     mirror = await asyncio.to_thread(load_mirror, settings.mysql)
     folder = Folder(
-        config=FoldConfig.from_settings(settings.fold),
+        config=settings.fold.to_config(),
         mirror=mirror,
         covered={},
         covered_ranges=checkpoint.covered_ranges,
@@ -282,7 +281,7 @@ async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
             ),
             metrics=Metrics(registry),
             signals=signals,
-            fold_config=FoldConfig.from_settings(settings.fold),
+            fold_config=settings.fold.to_config(),
         )
         stop = asyncio.Event()
         began = time.perf_counter()

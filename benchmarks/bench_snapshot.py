@@ -98,11 +98,11 @@ def run_measured(argv: list[str], env: dict[str, str], out: Path | None = None) 
 def read_and_serialize(port: int) -> None:
     """Child process of the ``read + serialize`` variant: the snapshot's reads and
     events, in chunks, nothing sent."""
-    from wpcdc.database import ConsistentSnapshot
-    from wpcdc.events import serialize
-    from wpcdc.fold import AUTO_DRAFT, FoldConfig
-    from wpcdc.settings import FoldSettings, MysqlSettings
-    from wpcdc.snapshot_events import snapshot_event, wanted
+    from wpcdc.config.settings import FoldSettings, MysqlSettings
+    from wpcdc.core.events import serialize
+    from wpcdc.core.fold import AUTO_DRAFT, FoldConfig
+    from wpcdc.core.snapshot_events import snapshot_event, wanted
+    from wpcdc.mysql.database import ConsistentSnapshot
 
     mysql = MysqlSettings(port=port, user="root", database=DATABASE)
     fold = FoldConfig.from_settings(FoldSettings())

@@ -28,12 +28,12 @@ from _workload import DATABASE, install_wordpress, write_posts
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-import wpcdc.source as source_module
+import wpcdc.mysql.binlog as source_module
+from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import TableKind, TransactionPart
 from wpcdc.local.mariadb import MariaDBServer
-from wpcdc.positions import Position
-from wpcdc.rows import TableKind, TransactionPart
-from wpcdc.settings import MysqlSettings
-from wpcdc.source import BinlogSource, current_position
+from wpcdc.mysql.binlog import BinlogSource, current_position
 
 MARKER = "bench-end-marker"
 

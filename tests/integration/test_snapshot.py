@@ -26,13 +26,13 @@ from tests.support.infra import KafkaEndpoint, MysqlEndpoint
 from tests.support.materialize import compare_with_database, deduplicate, materialize
 from tests.support.streaming import Record, Streamer, binlog_end, read_topic
 from tests.support.wordpress import BackgroundPhp
-from wpcdc.database import ConsistentSnapshot, connect, snapshot_position
+from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import TableKind, TransactionPart
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.positions import Position
-from wpcdc.rows import TableKind, TransactionPart
-from wpcdc.settings import MysqlSettings
-from wpcdc.snapshot import MAX_POST_ID, SnapshotState, covered_through
-from wpcdc.source import BinlogSource
+from wpcdc.mysql.binlog import BinlogSource
+from wpcdc.mysql.database import ConsistentSnapshot, connect, snapshot_position
+from wpcdc.runtime.snapshot import MAX_POST_ID, SnapshotState, covered_through
 
 pytestmark = pytest.mark.integration
 

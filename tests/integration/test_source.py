@@ -16,12 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.infra import MysqlEndpoint, ServerFactory
-from wpcdc.errors import PositionLost, PreflightFailed, ServerMisconfigured
+from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.positions import Position
-from wpcdc.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
-from wpcdc.settings import MysqlSettings
-from wpcdc.source import BinlogSource, check_position_available, current_position
+from wpcdc.mysql.binlog import BinlogSource, check_position_available, current_position
 
 pytestmark = pytest.mark.integration
 

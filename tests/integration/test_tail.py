@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.infra import KafkaEndpoint
-from wpcdc.tail import RAW_MARKER
+from wpcdc.commands.tail import RAW_MARKER
 
 pytestmark = pytest.mark.integration
 

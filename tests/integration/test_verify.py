@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint
 from tests.support.streaming import Record, Streamer, eventually, read_topic
-from wpcdc.errors import EXIT_DIFFERENCES
+from wpcdc.core.errors import EXIT_DIFFERENCES
 from wpcdc.local.wordpress import WordPressSite
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from wpcdc.errors import LocalStackError
+from wpcdc.core.errors import LocalStackError
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
 

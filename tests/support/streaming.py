@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.infra import MysqlEndpoint
 from tests.support.schemas import validate
-from wpcdc import envelope
-from wpcdc.checkpoint import Checkpoint
-from wpcdc.positions import Position
+from wpcdc.core import envelope
+from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.positions import Position
 
 
 def wpcdc_env(

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from tests.support.infra import InfraMissing, MysqlEndpoint
-from wpcdc.errors import LocalStackError
+from wpcdc.core.errors import LocalStackError
 from wpcdc.local.wordpress import WordPressSite
 
 

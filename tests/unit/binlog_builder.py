@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpcdc.positions import Position
-from wpcdc.rows import Op, RowChange, TableKind, TableRef, Transaction, TransactionPart
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import Op, RowChange, TableKind, TableRef, Transaction, TransactionPart
 
 
 def post_row(post_id: int, **fields: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from wpcdc.decode import decode_meta, looks_serialized, text
+from wpcdc.core.decode import decode_meta, looks_serialized, text
 
 
 def test_plain_string_is_kept() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 
 from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
-from wpcdc import envelope
-from wpcdc.events import Event, fit, serialize, to_envelope
-from wpcdc.fold import FoldConfig, Folder, fold_all
-from wpcdc.mirror import Mirror
+from wpcdc.core import envelope
+from wpcdc.core.events import Event, fit, serialize, to_envelope
+from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.mirror import Mirror
 
 SOURCE = "wpcdc://db/wordpress"
 

@@ -22,9 +22,9 @@ from tests.unit.binlog_builder import (
     tt,
     update,
 )
-from wpcdc.events import Event, MetaData, PostData, TaxonomyData
-from wpcdc.fold import FoldConfig, Folder, fold_all
-from wpcdc.mirror import Mirror
+from wpcdc.core.events import Event, MetaData, PostData, TaxonomyData
+from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.mirror import Mirror
 
 NOISE = frozenset({"_edit_lock", "_edit_last", "_pingme", "_encloseme"})
 

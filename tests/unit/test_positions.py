@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wpcdc.positions import Coordinate, Position, file_index
-from wpcdc.rows import TableKind, TableRef, classify_table, table_name
+from wpcdc.core.positions import Coordinate, Position, file_index
+from wpcdc.core.rows import TableKind, TableRef, classify_table, table_name
 
 
 def test_binlog_files_order_by_number_not_name() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wpcdc.preflight import (
+from wpcdc.config.preflight import (
     SKIPPED_NO_BROKER,
     SKIPPED_NO_DATABASE,
     WORDPRESS_TABLES,
@@ -25,7 +25,7 @@ from wpcdc.preflight import (
     passed,
     wordpress_layout,
 )
-from wpcdc.settings import Settings
+from wpcdc.config.settings import Settings
 
 MAIN_TABLES = [f"wp_{suffix}" for suffix in WORDPRESS_TABLES]
 

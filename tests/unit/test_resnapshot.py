@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from wpcdc.resnapshot import (
+from wpcdc.core.resnapshot import (
     HIGH,
     LOW,
     Request,
@@ -15,8 +15,8 @@ from wpcdc.resnapshot import (
     requests_in,
     watermark_data,
 )
-from wpcdc.rows import Op, RowChange, TableKind, TableRef
-from wpcdc.snapshot_events import PostBundle
+from wpcdc.core.rows import Op, RowChange, TableKind, TableRef
+from wpcdc.core.snapshot_events import PostBundle
 
 SIGNAL = TableRef(1, TableKind.SIGNAL)
 

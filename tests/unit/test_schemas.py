@@ -7,16 +7,18 @@ import orjson
 from tests.support.schemas import validate
 from tests.unit.binlog_builder import POSTS, Binlog, delete, post_row, update
 from tests.unit.test_fold import insert_post_with_tags_and_meta, make_folder
-from wpcdc import schemas
-from wpcdc.events import EVENT_TYPES, serialize
-from wpcdc.fold import fold_all
+from wpcdc.commands import schemas
+from wpcdc.core.events import EVENT_TYPES, serialize
+from wpcdc.core.fold import fold_all
 
 
 def test_committed_schema_files_match_the_models() -> None:
     for name, content in schemas.expected_files().items():
         path = schemas.DEFAULT_DIR / name
-        assert path.exists(), f"schemas/{name} is missing: run python -m wpcdc.schemas"
-        assert path.read_bytes() == content, f"schemas/{name} is stale: run python -m wpcdc.schemas"
+        assert path.exists(), f"schemas/{name} is missing: run python -m wpcdc.commands.schemas"
+        assert path.read_bytes() == content, (
+            f"schemas/{name} is stale: run python -m wpcdc.commands.schemas"
+        )
 
 
 def test_every_event_type_has_a_schema() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from wpcdc.errors import ConfigError
-from wpcdc.settings import Settings, load_settings
+from wpcdc.config.settings import Settings, load_settings
+from wpcdc.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 

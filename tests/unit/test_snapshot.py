@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit.binlog_builder import POSTS, Binlog, delete, post_row, update
-from wpcdc.checkpoint import CoveredRange
-from wpcdc.errors import CheckpointError, ConfigError
-from wpcdc.fold import FoldConfig, Folder, fold_all
-from wpcdc.mirror import Mirror
-from wpcdc.positions import Coordinate, Position
-from wpcdc.snapshot import (
+from wpcdc.core.checkpoint import CoveredRange
+from wpcdc.core.errors import CheckpointError, ConfigError
+from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.mirror import Mirror
+from wpcdc.core.positions import Coordinate, Position
+from wpcdc.runtime.snapshot import (
     MAX_POST_ID,
     Gone,
     IdRange,

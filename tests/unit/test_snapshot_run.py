@@ -13,13 +13,15 @@ import orjson
 import pytest
 
 from tests.unit.binlog_builder import meta, post_row
-from wpcdc.checkpoint import Checkpoint, CoveredRange
-from wpcdc.database import SnapshotPoint
-from wpcdc.errors import DeliveryFailed, PreflightFailed
-from wpcdc.events import TermRef
-from wpcdc.fold import FoldConfig
-from wpcdc.positions import Position
-from wpcdc.snapshot import (
+from wpcdc.core.checkpoint import Checkpoint, CoveredRange
+from wpcdc.core.errors import DeliveryFailed, PreflightFailed
+from wpcdc.core.events import TermRef
+from wpcdc.core.fold import FoldConfig
+from wpcdc.core.positions import Position
+from wpcdc.core.snapshot_events import PostBundle
+from wpcdc.mysql.database import SnapshotPoint
+from wpcdc.runtime.pipeline import Headers
+from wpcdc.runtime.snapshot import (
     MAX_POST_ID,
     IdRange,
     SnapshotInterrupted,
@@ -32,8 +34,6 @@ from wpcdc.snapshot import (
     covered_through,
     describe_result,
 )
-from wpcdc.snapshot_events import PostBundle
-from wpcdc.stream import Headers
 
 P = Position("binlog.000001", 1000)
 P2 = Position("binlog.000001", 9000)

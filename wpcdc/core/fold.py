@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpcdc.checkpoint import CoveredRange
-from wpcdc.decode import decode_meta, text
-from wpcdc.events import (
+from wpcdc.core.checkpoint import CoveredRange
+from wpcdc.core.decode import decode_meta, text
+from wpcdc.core.events import (
     META_EVENT,
     TAXONOMY_EVENT,
     Event,
@@ -41,10 +41,9 @@ from wpcdc.events import (
     TaxonomyData,
     TermRef,
 )
-from wpcdc.mirror import Mirror, PostInfo
-from wpcdc.positions import Coordinate, Position
-from wpcdc.rows import Op, Row, RowChange, TableKind, Transaction, TransactionPart
-from wpcdc.settings import FoldSettings
+from wpcdc.core.mirror import Mirror, PostInfo
+from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.rows import Op, Row, RowChange, TableKind, Transaction, TransactionPart
 
 AUTO_DRAFT = "auto-draft"
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
@@ -61,17 +60,6 @@ class FoldConfig:
     ignored_meta_keys: frozenset[str] = frozenset()
     ignored_post_types: frozenset[str] = frozenset({"revision"})
     emit_auto_drafts: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: FoldSettings) -> FoldConfig:
-        return cls(
-            window_seconds=settings.window_seconds,
-            max_changes_per_group=settings.max_changes_per_group,
-            max_open_groups=settings.max_open_groups,
-            ignored_meta_keys=frozenset(settings.ignored_meta_keys),
-            ignored_post_types=frozenset(settings.ignored_post_types),
-            emit_auto_drafts=settings.emit_auto_drafts,
-        )
 
 
 @dataclass(slots=True)

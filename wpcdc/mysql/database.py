@@ -19,11 +19,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.connections import Connection
 
-from wpcdc.errors import PreflightFailed, ServerMisconfigured, WpcdcError
-from wpcdc.events import TermRef
-from wpcdc.mirror import Mirror
-from wpcdc.positions import Position
-from wpcdc.preflight import (
+from wpcdc.config.preflight import (
     BinlogPosition,
     Flavor,
     ReplicaHost,
@@ -33,11 +29,15 @@ from wpcdc.preflight import (
     detect_flavor,
     wordpress_layout,
 )
-from wpcdc.resnapshot import HIGH, LOW, REQUEST, Chunk, watermark_data
-from wpcdc.rows import TableKind, classify_table
-from wpcdc.settings import MysqlSettings
-from wpcdc.snapshot_events import PostBundle
-from wpcdc.tls import client_context
+from wpcdc.config.settings import MysqlSettings
+from wpcdc.config.tls import client_context
+from wpcdc.core.errors import PreflightFailed, ServerMisconfigured, WpcdcError
+from wpcdc.core.events import TermRef
+from wpcdc.core.mirror import Mirror
+from wpcdc.core.positions import Position
+from wpcdc.core.resnapshot import HIGH, LOW, REQUEST, Chunk, watermark_data
+from wpcdc.core.rows import TableKind, classify_table
+from wpcdc.core.snapshot_events import PostBundle
 
 # The server variables the preflight rules look at. Absent ones (older servers,
 # the other flavor) are simply missing from ServerFacts.variables.
@@ -604,7 +604,7 @@ def snapshot_position(conn: MysqlConnection, flavor: Flavor) -> Position | None:
     pos = int(status["binlog_snapshot_position"])
     gtid_set: str | None
     if flavor == "mariadb":
-        # The GTID state at exactly this file/pos, as wpcdc.source.current_position.
+        # The GTID state at exactly this file/pos, as wpcdc.mysql.binlog.current_position.
         with conn.cursor() as cursor:
             cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
             row = cursor.fetchone()

@@ -2,10 +2,10 @@
 
 This module owns reading the binlog and the source's *position*. It is the only
 module that imports mysql-replication (``pymysqlreplication``). It turns the
-binlog into one :class:`~wpcdc.rows.TransactionPart` per transaction (several
+binlog into one :class:`~wpcdc.core.rows.TransactionPart` per transaction (several
 for a large one; the last carries ``end``), transactions on unwatched tables
 included with no changes so that a checkpoint can still advance, and an
-:class:`~wpcdc.rows.Idle` whenever the server sends a heartbeat.
+:class:`~wpcdc.core.rows.Idle` whenever the server sends a heartbeat.
 
 Position ownership (DESIGN promise 5). The library's own reconnect re-reads
 from wherever it was created, so it is never allowed to run: the reader is
@@ -83,11 +83,11 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from wpcdc.database import MysqlConnection, connect
-from wpcdc.errors import PositionLost, PreflightFailed, ServerMisconfigured, WpcdcError
-from wpcdc.positions import Position
-from wpcdc.preflight import detect_flavor
-from wpcdc.rows import (
+from wpcdc.config.preflight import detect_flavor
+from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured, WpcdcError
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import (
     Idle,
     Op,
     Row,
@@ -98,7 +98,7 @@ from wpcdc.rows import (
     TransactionPart,
     classify_table,
 )
-from wpcdc.settings import MysqlSettings
+from wpcdc.mysql.database import MysqlConnection, connect
 
 logger = logging.getLogger("wpcdc.source")
 
@@ -170,7 +170,9 @@ class _DropLibraryReconnectNotice(logging.Filter):
 logging.getLogger("pymysqlreplication").addFilter(_DropLibraryReconnectNotice())
 
 if not hasattr(RowsEvent, "_RowsEvent__read_string"):  # pragma: no cover - version guard
-    raise ImportError("mysql-replication changed its string decoding; wpcdc.source needs updating")
+    raise ImportError(
+        "mysql-replication changed its string decoding; wpcdc.mysql.binlog needs updating"
+    )
 RowsEvent._RowsEvent__read_string = _read_string
 
 
@@ -648,10 +650,10 @@ def _full(bitmap: bytes, columns: int) -> bool:
 
 
 class BinlogSource:
-    """Reads the binlog from ``start`` and yields :data:`~wpcdc.rows.SourceItem`s.
+    """Reads the binlog from ``start`` and yields :data:`~wpcdc.core.rows.SourceItem`s.
 
     ``items()`` blocks (run it in a worker thread) and ends when ``stop()`` is
-    called from any thread, or raises a :class:`~wpcdc.errors.WpcdcError` when
+    called from any thread, or raises a :class:`~wpcdc.core.errors.WpcdcError` when
     continuity cannot be guaranteed. Connection problems are retried forever
     with exponential backoff, each attempt logged on ``wpcdc.source``.
     """

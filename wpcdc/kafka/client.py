@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
-from wpcdc.errors import WpcdcError
-from wpcdc.preflight import BrokerFacts, TopicFacts
-from wpcdc.settings import KafkaSettings
-from wpcdc.tls import client_context
+from wpcdc.config.preflight import BrokerFacts, TopicFacts
+from wpcdc.config.settings import KafkaSettings
+from wpcdc.config.tls import client_context
+from wpcdc.core.errors import WpcdcError
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:

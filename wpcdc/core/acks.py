@@ -17,9 +17,9 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from wpcdc.checkpoint import Checkpoint, Covered, CoveredRange
-from wpcdc.fold import ClosedGroup, PostKey
-from wpcdc.positions import Coordinate, Position
+from wpcdc.core.checkpoint import Checkpoint, Covered, CoveredRange
+from wpcdc.core.fold import ClosedGroup, PostKey
+from wpcdc.core.positions import Coordinate, Position
 
 
 @dataclass(slots=True)

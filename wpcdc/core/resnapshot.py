@@ -23,7 +23,7 @@ watermark; a request seen again on replay is skipped when done, run again
 otherwise (whole-post events are idempotent for consumers).
 
 This module holds the pure part: requests, chunks and windows. The table I/O
-is in wpcdc.database; the pipeline (wpcdc.stream) drives both.
+is in wpcdc.database; the pipeline (wpcdc.runtime.pipeline) drives both.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from typing import Any
 
 import orjson
 
-from wpcdc.positions import Position
-from wpcdc.rows import Op, RowChange, TableKind
-from wpcdc.snapshot_events import PostBundle
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import Op, RowChange, TableKind
+from wpcdc.core.snapshot_events import PostBundle
 
 PostKey = tuple[int, int]
 

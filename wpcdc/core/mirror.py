@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from wpcdc.rows import Op, RowChange, TableKind
+from wpcdc.core.rows import Op, RowChange, TableKind
 
 
 class PostInfo(NamedTuple):

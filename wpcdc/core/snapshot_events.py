@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from wpcdc.decode import decode_meta, text
-from wpcdc.events import SNAPSHOT_EVENT, Event, MetaEntry, Origin, SnapshotData, TermRef
-from wpcdc.fold import AUTO_DRAFT, FoldConfig, to_post
-from wpcdc.positions import Coordinate, Position, file_index
-from wpcdc.rows import Row
+from wpcdc.core.decode import decode_meta, text
+from wpcdc.core.events import SNAPSHOT_EVENT, Event, MetaEntry, Origin, SnapshotData, TermRef
+from wpcdc.core.fold import AUTO_DRAFT, FoldConfig, to_post
+from wpcdc.core.positions import Coordinate, Position, file_index
+from wpcdc.core.rows import Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Checkpoints: the saved place to resume from, and the file store that keeps it.
+"""Checkpoints: the saved place to resume from (the types; stores live in the runtime
+and adapters, e.g. ``wpcdc.runtime.files``).
 
 A checkpoint is a binlog position (a transaction boundary) before which every
 derived event has been acknowledged by the broker, plus ``covered`` markers:
@@ -7,24 +8,16 @@ position (folding groups can straddle it). On resume those row changes are
 skipped for those posts only, so the replay re-creates exactly the events that
 were not yet acknowledged, with the same ids. ``covered_ranges`` do the same for
 ranges of posts that a resumed snapshot read at a later position.
-
-The file store writes atomically (temporary file, fsync, rename, fsync of the
-directory): a crash leaves either the old or the new checkpoint, never half.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
-from wpcdc.errors import CheckpointError
-from wpcdc.positions import Coordinate, Position
+from wpcdc.core.positions import Coordinate, Position
 
 FORMAT_VERSION = 1
 
@@ -93,64 +86,3 @@ class CheckpointStore(Protocol):
     def load(self) -> Checkpoint | None: ...
 
     def save(self, checkpoint: Checkpoint) -> None: ...
-
-
-class FileCheckpointStore:
-    """The default store: one JSON file (``checkpoint.path``)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> Checkpoint | None:
-        """The saved checkpoint, or None when there is none yet."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint {self.path}: {exc.strerror}") from None
-        try:
-            return Checkpoint.from_json(raw)
-        except (ValueError, KeyError, TypeError) as exc:
-            # Never guess: starting elsewhere would skip or repeat changes.
-            raise CheckpointError(
-                f"checkpoint {self.path} is damaged ({exc}). Restore it from a backup, or "
-                "move it away and run `wpcdc snapshot` to start over from a fresh load."
-            ) from None
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        try:
-            write_atomically(self.path, checkpoint.to_json())
-        except OSError as exc:
-            raise CheckpointError(
-                f"cannot write checkpoint {self.path}: {exc.strerror}. "
-                "Check the volume is mounted, writable and not full."
-            ) from None
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data``: temporary file, fsync, rename, fsync of the
-    directory. A crash leaves the old content or the new, never half. Raises OSError."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

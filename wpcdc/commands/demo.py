@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from wpcdc.errors import LocalStackError
+from wpcdc.config.settings import KafkaSettings
+from wpcdc.core.errors import LocalStackError
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.settings import KafkaSettings
 
 DATABASE = "wordpress"
 TOPIC = "wordpress.events"
@@ -169,7 +169,7 @@ def _wait_for_start(checkpoint: Path, process: subprocess.Popen[bytes]) -> None:
 
 
 def _print_topic(bootstrap_servers: str) -> None:
-    from wpcdc import tail
+    from wpcdc.commands import tail
 
     options = tail.TailOptions(
         topic=TOPIC,

@@ -17,8 +17,8 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from wpcdc import envelope
-from wpcdc.positions import Coordinate
+from wpcdc.core import envelope
+from wpcdc.core.positions import Coordinate
 
 SCHEMA_VERSION: Final = 1
 

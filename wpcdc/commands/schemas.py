@@ -1,6 +1,6 @@
 """JSON Schemas of the event catalog, generated from the payload dataclasses.
 
-``python -m wpcdc.schemas`` rewrites ``schemas/`` (one file per event type and
+``python -m wpcdc.commands.schemas`` rewrites ``schemas/`` (one file per event type and
 version, plus ``topic.json``, which accepts any of them); ``--check`` exits 1
 when the files differ from the models. A unit test runs the check, and the
 integration tests validate every event they receive against these files.
@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from wpcdc import envelope
-from wpcdc.events import (
+from wpcdc.core import envelope
+from wpcdc.core.events import (
     EVENT_TYPES,
     META_EVENT,
     POST_EVENT_TYPES,
@@ -29,7 +29,7 @@ from wpcdc.events import (
 )
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 _REQUIRED = [
@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
                 path.write_bytes(content)
     if check and stale:
         print(
-            f"schemas out of date: {', '.join(stale)}; run: python -m wpcdc.schemas",
+            f"schemas out of date: {', '.join(stale)}; run: python -m wpcdc.commands.schemas",
             file=sys.stderr,
         )
         return 1

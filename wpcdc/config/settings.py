@@ -23,7 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from wpcdc.errors import ConfigError
+from wpcdc.core.errors import ConfigError
+from wpcdc.core.fold import FoldConfig
 
 ENV_PREFIX = "WPCDC_"
 ENV_NESTED_DELIMITER = "__"
@@ -148,6 +149,17 @@ class FoldSettings(_Section):
     ignored_post_types: list[str] = ["revision", "customize_changeset", "oembed_cache"]
     # Report auto-drafts (the empty row the editor creates on "Add New").
     emit_auto_drafts: bool = False
+
+    def to_config(self) -> FoldConfig:
+        """The fold's own configuration: the core never sees settings models."""
+        return FoldConfig(
+            window_seconds=self.window_seconds,
+            max_changes_per_group=self.max_changes_per_group,
+            max_open_groups=self.max_open_groups,
+            ignored_meta_keys=frozenset(self.ignored_meta_keys),
+            ignored_post_types=frozenset(self.ignored_post_types),
+            emit_auto_drafts=self.emit_auto_drafts,
+        )
 
 
 class EventSettings(_Section):

@@ -6,7 +6,7 @@ This module owns the rules of that proof and the I/O around them:
   consumer that deduplicates by id and applies each post's events in
   ``sequence`` order would hold, in memory proportional to the number of posts.
 - **Comparing** that state with the database's posts (:func:`compare_post`,
-  pure): post fields as ``wpcdc.fold.to_post`` reads them, meta rows by
+  pure): post fields as ``wpcdc.core.fold.to_post`` reads them, meta rows by
   ``meta_id`` (key and stored string), terms by ``term_taxonomy_id``, with the
   stream's filters applied to the database side.
 - **Verifying** on a live site (:func:`verify`, pure orchestration over the
@@ -43,35 +43,35 @@ import orjson
 import pymysql
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from wpcdc import envelope as wire
-from wpcdc.checkpoint import FileCheckpointStore
-from wpcdc.database import (
-    MysqlConnection,
-    begin_consistent_snapshot,
-    connect,
-    read_post_bundles,
-    watched_blogs,
-)
-from wpcdc.decode import decode_meta, text
-from wpcdc.errors import PreflightFailed, WpcdcError
-from wpcdc.events import (
+from wpcdc.config.preflight import detect_flavor
+from wpcdc.config.settings import KafkaSettings, MysqlSettings, Settings
+from wpcdc.core import envelope as wire
+from wpcdc.core.decode import decode_meta, text
+from wpcdc.core.errors import PreflightFailed, WpcdcError
+from wpcdc.core.events import (
     META_EVENT,
     POST_EVENT_TYPES,
     SNAPSHOT_EVENT,
     TAXONOMY_EVENT,
     Post,
 )
-from wpcdc.fold import AUTO_DRAFT, FoldConfig, to_post
-from wpcdc.kafka import topic_reader
-from wpcdc.positions import Coordinate, Position
-from wpcdc.preflight import detect_flavor
-from wpcdc.settings import KafkaSettings, MysqlSettings, Settings
-from wpcdc.snapshot_events import PostBundle, wanted
+from wpcdc.core.fold import AUTO_DRAFT, FoldConfig, to_post
+from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.snapshot_events import PostBundle, wanted
+from wpcdc.kafka.client import topic_reader
+from wpcdc.mysql.database import (
+    MysqlConnection,
+    begin_consistent_snapshot,
+    connect,
+    read_post_bundles,
+    watched_blogs,
+)
+from wpcdc.runtime.files import FileCheckpointStore
 
 PostKey = tuple[int, int]  # (blog_id, post_id)
 
 POST_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(Post))
-# What the oversize policy's last step keeps of a post (see wpcdc.events._omit_all).
+# What the oversize policy's last step keeps of a post (see wpcdc.core.events._omit_all).
 _IDENTIFIERS: Final = frozenset({"id", "type", "status", "password_protected"})
 _BODIES: Final = {"post.content": "content", "post.excerpt": "excerpt"}
 
@@ -932,7 +932,7 @@ def _count_events(report: VerifyReport, state: TopicState) -> None:
 
 class MysqlDatabase:
     """Consistent snapshots of the WordPress database, tied to a binlog position by
-    ``wpcdc.database.begin_consistent_snapshot`` (as ``wpcdc snapshot`` reads).
+    ``wpcdc.mysql.database.begin_consistent_snapshot`` (as ``wpcdc snapshot`` reads).
 
     Posts of ignored types and unreported auto-drafts are left out by the server
     (revisions carry whole bodies: most of the I/O on many sites).
@@ -1081,7 +1081,7 @@ def run(
     options = VerifyOptions(
         topic=name,
         database=settings.mysql.database,
-        config=FoldConfig.from_settings(settings.fold),
+        config=settings.fold.to_config(),
         blog_id=blog_id,
         wait=wait,
         recheck_delay=recheck_delay,

@@ -37,15 +37,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from wpcdc.errors import (
+from wpcdc.config.settings import KafkaSettings
+from wpcdc.core.errors import (
     BrokerUnavailable,
     ConfigError,
     DeliveryFailed,
     PreflightFailed,
     WpcdcError,
 )
-from wpcdc.kafka import aiokafka_warnings, client_options
-from wpcdc.settings import KafkaSettings
+from wpcdc.kafka.client import aiokafka_warnings, client_options
 
 log = logging.getLogger(__name__)
 

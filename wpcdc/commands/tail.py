@@ -24,10 +24,10 @@ import orjson
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from wpcdc import envelope as wire
-from wpcdc.events import POST_EVENT_TYPES
-from wpcdc.kafka import topic_reader
-from wpcdc.settings import KafkaSettings
+from wpcdc.config.settings import KafkaSettings
+from wpcdc.core import envelope as wire
+from wpcdc.core.events import POST_EVENT_TYPES
+from wpcdc.kafka.client import topic_reader
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
 SUBJECT_WIDTH: Final = 14
@@ -243,7 +243,7 @@ def _ids(event: Mapping[str, Any], key: bytes | None) -> tuple[int | None, int |
     if isinstance(data, Mapping):
         blog_id, post_id = _int(data.get("blog_id")), _int(data.get("post_id"))
     if (blog_id is None or post_id is None) and key is not None:
-        # The record key is "{blog_id}:{post_id}" (see wpcdc.envelope).
+        # The record key is "{blog_id}:{post_id}" (see wpcdc.core.envelope).
         blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
         blog_id = blog_id if blog_id is not None else _int_text(blog_text)
         post_id = post_id if post_id is not None else _int_text(post_text)

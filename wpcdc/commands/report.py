@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from wpcdc.errors import EXIT_OK, EXIT_PREFLIGHT
-from wpcdc.preflight import CheckResult, Status, passed
+from wpcdc.config.preflight import CheckResult, Status, passed
+from wpcdc.core.errors import EXIT_OK, EXIT_PREFLIGHT
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from wpcdc.rows import WORDPRESS_KINDS, classify_table
-from wpcdc.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
+from wpcdc.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
+from wpcdc.core.rows import WORDPRESS_KINDS, classify_table
 
 Flavor = Literal["mariadb", "mysql"]
 

@@ -15,29 +15,39 @@ import signal
 import pymysql
 from prometheus_client import CollectorRegistry, start_http_server
 
-from wpcdc.checkpoint import Checkpoint, FileCheckpointStore
-from wpcdc.database import (
-    ConsistentSnapshot,
-    SignalTable,
-    load_mirror,
-    read_server_facts,
-    request_resnapshot,
+from wpcdc.config.preflight import (
+    BrokerFacts,
+    CheckResult,
+    ServerFacts,
+    ServerUnreachable,
+    evaluate,
 )
-from wpcdc.errors import (
+from wpcdc.config.settings import Settings
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.errors import (
     BrokerUnavailable,
     DeliveryFailed,
     PositionLost,
     PreflightFailed,
     WpcdcError,
 )
-from wpcdc.fold import AUTO_DRAFT, FoldConfig, Folder
-from wpcdc.kafka import read_broker_facts
-from wpcdc.metrics import Metrics
-from wpcdc.preflight import BrokerFacts, CheckResult, ServerFacts, ServerUnreachable, evaluate
-from wpcdc.resnapshot import Request
-from wpcdc.settings import Settings
-from wpcdc.sink import KafkaSink
-from wpcdc.snapshot import (
+from wpcdc.core.fold import AUTO_DRAFT, Folder
+from wpcdc.core.resnapshot import Request
+from wpcdc.kafka.client import read_broker_facts
+from wpcdc.kafka.sink import KafkaSink
+from wpcdc.mysql.binlog import BinlogSource, check_position_available, current_position
+from wpcdc.mysql.database import (
+    ConsistentSnapshot,
+    SignalTable,
+    load_mirror,
+    read_server_facts,
+    request_resnapshot,
+)
+from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.metrics import Metrics
+from wpcdc.runtime.pipeline import Pipeline, StreamConfig
+from wpcdc.runtime.snapshot import (
     ProgressReporter,
     SnapshotOptions,
     SnapshotRefused,
@@ -49,9 +59,6 @@ from wpcdc.snapshot import (
     refuse_unfinished,
     state_path,
 )
-from wpcdc.source import BinlogSource, check_position_available, current_position
-from wpcdc.stream import Pipeline, StreamConfig
-from wpcdc.watermark import AckTracker
 
 
 def check(settings: Settings) -> list[CheckResult]:
@@ -165,7 +172,7 @@ async def _stream_once(
             sink=sink,
             store=store,
             folder=Folder(
-                config=FoldConfig.from_settings(settings.fold),
+                config=settings.fold.to_config(),
                 mirror=mirror,
                 covered=covered,
                 covered_ranges=checkpoint.covered_ranges,
@@ -178,7 +185,7 @@ async def _stream_once(
             ),
             metrics=metrics,
             signals=signals,
-            fold_config=FoldConfig.from_settings(settings.fold),
+            fold_config=settings.fold.to_config(),
         )
         log.info(
             "streaming %s on %s:%d to topic %s",
@@ -207,7 +214,7 @@ def resnapshot(settings: Settings, request: Request) -> int:
 def snapshot(
     settings: Settings, options: SnapshotOptions, progress: ProgressReporter
 ) -> tuple[SnapshotResult, str]:
-    """The initial load (full) or a re-emit (limited); see wpcdc.snapshot. Returns the
+    """The initial load (full) or a re-emit (limited); see wpcdc.runtime.snapshot. Returns the
     result and, for a dry run, why the real run would be refused (else empty)."""
     return asyncio.run(_snapshot(settings, options, progress))
 
@@ -235,7 +242,7 @@ async def _snapshot(
                 f"no longer in the binlog ({str(exc).split('. ')[0]}). Start over with "
                 "`wpcdc snapshot --force`, and keep binlogs longer than a snapshot takes."
             ) from None
-    fold = FoldConfig.from_settings(settings.fold)
+    fold = settings.fold.to_config()
     open_read = functools.partial(
         ConsistentSnapshot.open,
         settings.mysql,

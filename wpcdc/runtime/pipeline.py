@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from wpcdc.checkpoint import Checkpoint, CheckpointStore
-from wpcdc.errors import DeliveryFailed
-from wpcdc.events import Event, MetaData, fit
-from wpcdc.fold import ClosedGroup, FoldConfig, Folder
-from wpcdc.metrics import Metrics
-from wpcdc.positions import Coordinate, Position, file_index
-from wpcdc.resnapshot import (
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
+from wpcdc.core.errors import DeliveryFailed
+from wpcdc.core.events import Event, MetaData, fit
+from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder
+from wpcdc.core.positions import Coordinate, Position, file_index
+from wpcdc.core.resnapshot import (
     LOW,
     Chunk,
     Done,
@@ -40,9 +40,9 @@ from wpcdc.resnapshot import (
     next_chunk,
     requests_in,
 )
-from wpcdc.rows import Idle, SourceItem, TransactionPart
-from wpcdc.snapshot_events import PostBundle, snapshot_event, wanted
-from wpcdc.watermark import AckTracker
+from wpcdc.core.rows import Idle, SourceItem, TransactionPart
+from wpcdc.core.snapshot_events import PostBundle, snapshot_event, wanted
+from wpcdc.runtime.metrics import Metrics
 
 log = logging.getLogger("wpcdc.stream")
 
@@ -67,7 +67,7 @@ class Sink(Protocol):
 
 
 class SignalTable(Protocol):
-    """The signal table's I/O (wpcdc.database.SignalTable); blocking, run in threads."""
+    """The signal table's I/O (wpcdc.mysql.database.SignalTable); blocking, run in threads."""
 
     def is_done(self, request_id: int) -> bool: ...
 
@@ -189,7 +189,7 @@ class Pipeline:
         self._failure: BaseException | None = None
         self._failed = asyncio.Event()
         self._saved: Checkpoint | None = None
-        # Live re-snapshots (see wpcdc.resnapshot).
+        # Live re-snapshots (see wpcdc.core.resnapshot).
         self._signals = signals
         self._fold_config = fold_config or FoldConfig()
         self._windows = Windows()

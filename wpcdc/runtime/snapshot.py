@@ -10,7 +10,7 @@ This module owns the snapshot's decisions and its run:
   (SnapshotStateFile), and the streaming checkpoint it becomes (final_checkpoint);
 * progress on screen: a line with posts/s and ETA on a terminal, log lines otherwise;
 * the run (Snapshotter), with its adapters passed in: the consistent read
-  (wpcdc.database.ConsistentSnapshot), the sink (wpcdc.sink.KafkaSink) and the
+  (wpcdc.mysql.database.ConsistentSnapshot), the sink (wpcdc.kafka.sink.KafkaSink) and the
   stores. Everything but Snapshotter.run and the stores is pure.
 
 Resume. A full snapshot reads every blog inside one consistent-snapshot
@@ -46,16 +46,17 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TextIO
 
 import orjson
 
-from wpcdc.checkpoint import Checkpoint, CheckpointStore, CoveredRange, write_atomically
-from wpcdc.errors import CheckpointError, ConfigError, PreflightFailed, WpcdcError
-from wpcdc.events import Event, SnapshotData, fit
-from wpcdc.fold import FoldConfig
-from wpcdc.positions import Coordinate, Position, file_index
-from wpcdc.snapshot_events import PostBundle, snapshot_event, wanted
-from wpcdc.stream import CONTENT_TYPE_HEADER, Headers, Sink
+from wpcdc.core.checkpoint import Checkpoint, CheckpointStore, CoveredRange
+from wpcdc.core.errors import ConfigError, PreflightFailed, WpcdcError
+from wpcdc.core.events import Event, SnapshotData, fit
+from wpcdc.core.fold import FoldConfig
+from wpcdc.core.positions import Coordinate, Position, file_index
+from wpcdc.core.snapshot_events import PostBundle, snapshot_event, wanted
+from wpcdc.runtime.files import JsonFile
+from wpcdc.runtime.pipeline import CONTENT_TYPE_HEADER, Headers, Sink
 
 if TYPE_CHECKING:
-    from wpcdc.database import SnapshotPoint
+    from wpcdc.mysql.database import SnapshotPoint
 
 log = logging.getLogger("wpcdc.snapshot")
 
@@ -382,37 +383,17 @@ def state_path(checkpoint_path: Path) -> Path:
     return checkpoint_path.with_name(checkpoint_path.name + ".snapshot")
 
 
-class SnapshotStateFile:
+class SnapshotStateFile(JsonFile["SnapshotState"]):
     """The state of a full snapshot as a JSON file, written atomically."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> SnapshotState | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CheckpointError(
-                f"cannot read snapshot state {self.path}: {exc.strerror}"
-            ) from None
-        try:
-            return SnapshotState.from_json(raw)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(
-                f"snapshot state {self.path} is damaged ({exc}). Move it away and run "
-                "`wpcdc snapshot --force` to load every post again."
-            ) from None
-
-    def save(self, state: SnapshotState) -> None:
-        try:
-            write_atomically(self.path, state.to_json())
-        except OSError as exc:
-            raise CheckpointError(
-                f"cannot write snapshot state {self.path}: {exc.strerror}. "
-                "Check the volume is mounted, writable and not full."
-            ) from None
+        super().__init__(
+            path,
+            what="snapshot state",
+            parse=SnapshotState.from_json,
+            dump=SnapshotState.to_json,
+            when_damaged="Move it away and run `wpcdc snapshot --force` to load every post again.",
+        )
 
 
 class SnapshotUnfinished(WpcdcError):
@@ -548,7 +529,7 @@ class LogProgress:
 
 
 class ConsistentRead(Protocol):
-    """One consistent-snapshot transaction (wpcdc.database.ConsistentSnapshot); blocking."""
+    """One consistent-snapshot transaction (wpcdc.mysql.database.ConsistentSnapshot); blocking."""
 
     @property
     def point(self) -> SnapshotPoint: ...

@@ -1,0 +1,111 @@
+"""JSON state files on local disk: the one owner of reading and atomically
+writing them (the checkpoint file, a snapshot's state file).
+
+Writes are atomic (temporary file, fsync, rename, fsync of the directory): a
+crash leaves either the old or the new content, never half. A file that exists
+but does not parse is never guessed around: the error says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.errors import CheckpointError
+
+T = TypeVar("T")
+
+
+class JsonFile(Generic[T]):
+    """One JSON document in ``path``, parsed by ``parse`` and written by ``dump``.
+
+    ``what`` names the document in errors ("checkpoint", "snapshot state");
+    ``when_damaged`` tells the operator what to do with a file that does not parse.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        what: str,
+        parse: Callable[[bytes], T],
+        dump: Callable[[T], bytes],
+        when_damaged: str,
+    ) -> None:
+        self.path = path
+        self._what = what
+        self._parse = parse
+        self._dump = dump
+        self._when_damaged = when_damaged
+
+    def load(self) -> T | None:
+        """The document, or None when the file does not exist yet."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {self._what} {self.path}: {exc.strerror}") from None
+        try:
+            return self._parse(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Never guess: starting elsewhere would skip or repeat changes.
+            raise CheckpointError(
+                f"{self._what} {self.path} is damaged ({exc}). {self._when_damaged}"
+            ) from None
+
+    def save(self, document: T) -> None:
+        try:
+            write_atomically(self.path, self._dump(document))
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write {self._what} {self.path}: {exc.strerror}. "
+                "Check the volume is mounted, writable and not full."
+            ) from None
+
+
+class FileCheckpointStore(JsonFile[Checkpoint]):
+    """The default checkpoint store: one JSON file (``checkpoint.path``)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            path,
+            what="checkpoint",
+            parse=Checkpoint.from_json,
+            dump=Checkpoint.to_json,
+            when_damaged="Restore it from a backup, or move it away and run "
+            "`wpcdc snapshot` to start over from a fresh load.",
+        )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data``: temporary file, fsync, rename, fsync of the
+    directory. A crash leaves the old content or the new, never half. Raises OSError."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
