@@ -12,7 +12,7 @@ variant, ``--rounds`` times, interleaved so that machine noise hits all alike:
   row of every table;
 - ``source``: ``BinlogSource.items()`` alone (watched tables only);
 - ``fold``: ``BinlogSource`` + ``Folder``, events derived but not sent;
-- ``wpcdc``: the real ``Pipeline`` wired as ``wpcdc run`` wires it (mirror,
+- ``wpcdc``: the real ``Pipeline`` built as ``wpcdc run`` builds it (mirror,
   fold, ``KafkaSink`` with acks=all, ack tracker, file checkpoint store), each
   round to a fresh topic, until the checkpoint reaches the end of the range,
   i.e. every event was acknowledged.
@@ -75,16 +75,15 @@ from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.fold import Folder
 from wpcdc.core.positions import Position, file_index
 from wpcdc.core.rows import Idle
-from wpcdc.kafka.sink import KafkaSink
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.mysql.binlog import BinlogSource, current_position
-from wpcdc.mysql.database import SignalTable, load_mirror
-from wpcdc.runtime.app import source_name
+from wpcdc.mysql.binlog import BinlogSource
+from wpcdc.mysql.posts import load_mirror
+from wpcdc.mysql.status import current_position
+from wpcdc.runtime.build import build_pipeline
 from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.metrics import Metrics
-from wpcdc.runtime.pipeline import Pipeline, StreamConfig
 
 VARIANTS = ("baseline", "source", "fold", "wpcdc")
 # Small, so that checkpoint saves are part of what is measured.
@@ -245,55 +244,23 @@ def run_wpcdc(job: Job, rss_start: float) -> Result:
 
 
 async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
-    """The pipeline wired as ``app._stream_once`` wires it, from a checkpoint at the
-    start of the range, until every event up to its end is acknowledged."""
+    """The pipeline built as ``wpcdc run`` builds it, from a checkpoint at the start
+    of the range, until every event up to its end is acknowledged."""
     store = FileCheckpointStore(settings.checkpoint.path)
     checkpoint = Checkpoint(position=job.start)
     store.save(checkpoint)
     registry = CollectorRegistry()
-    mirror = await asyncio.to_thread(load_mirror, settings.mysql)
-    folder = Folder(
-        config=settings.fold.to_config(),
-        mirror=mirror,
-        covered={},
-        covered_ranges=checkpoint.covered_ranges,
-    )
-    tracker = AckTracker(checkpoint.covered, checkpoint.covered_ranges)
-    sink = KafkaSink(settings=settings.kafka)
-    signals = SignalTable(settings.mysql)
-    await sink.start()
-    try:
-        await sink.ensure_topic()
-        pipeline = Pipeline(
-            source=BinlogSource(
-                mysql=settings.mysql,
-                start=job.start,
-                heartbeat=float(settings.fold.window_seconds + 1),
-            ),
-            sink=sink,
-            store=store,
-            folder=folder,
-            tracker=tracker,
-            start=job.start,
-            config=StreamConfig(
-                source_name=source_name(settings),
-                checkpoint_interval=settings.checkpoint.interval_seconds,
-            ),
-            metrics=Metrics(registry),
-            signals=signals,
-            fold_config=settings.fold.to_config(),
-        )
+    async with build_pipeline(
+        settings, checkpoint=checkpoint, store=store, metrics=Metrics(registry)
+    ) as pipeline:
         stop = asyncio.Event()
         began = time.perf_counter()
-        watcher = asyncio.ensure_future(_stop_at(job.end, folder, tracker, stop))
+        watcher = asyncio.ensure_future(_stop_at(job.end, pipeline.folder, pipeline.tracker, stop))
         try:
             await pipeline.run(stop)
         finally:
             watcher.cancel()
         seconds = time.perf_counter() - began
-    finally:
-        await sink.stop()
-        signals.close()
     saved = store.load()
     if saved is None or saved.position.key() != job.end.key():
         raise RuntimeError(f"the pipeline stopped with checkpoint {saved}, not at {job.end}")

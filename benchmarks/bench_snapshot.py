@@ -99,10 +99,11 @@ def read_and_serialize(port: int) -> None:
     """Child process of the ``read + serialize`` variant: the snapshot's reads and
     events, in chunks, nothing sent."""
     from wpcdc.config.settings import FoldSettings, MysqlSettings
+    from wpcdc.core.derive import AUTO_DRAFT
     from wpcdc.core.events import serialize
-    from wpcdc.core.fold import AUTO_DRAFT, FoldConfig
+    from wpcdc.core.fold import FoldConfig
     from wpcdc.core.snapshot_events import snapshot_event, wanted
-    from wpcdc.mysql.database import ConsistentSnapshot
+    from wpcdc.mysql.consistent import ConsistentSnapshot
 
     mysql = MysqlSettings(port=port, user="root", database=DATABASE)
     fold = FoldConfig.from_settings(FoldSettings())

@@ -28,12 +28,13 @@ from _workload import DATABASE, install_wordpress, write_posts
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-import wpcdc.mysql.binlog as source_module
+import wpcdc.mysql.binlog_events as source_events
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import TableKind, TransactionPart
 from wpcdc.local.mariadb import MariaDBServer
-from wpcdc.mysql.binlog import BinlogSource, current_position
+from wpcdc.mysql.binlog import BinlogSource
+from wpcdc.mysql.status import current_position
 
 MARKER = "bench-end-marker"
 
@@ -65,12 +66,12 @@ def through_items(mysql: MysqlSettings, start: Position) -> int:
 
 
 def through_items_without_only_tables(mysql: MysqlSettings, start: Position) -> int:
-    original = source_module._WatchedTables.__contains__
-    source_module._WatchedTables.__contains__ = lambda self, table: True  # type: ignore[method-assign]
+    original = source_events.WatchedTables.__contains__
+    source_events.WatchedTables.__contains__ = lambda self, table: True  # type: ignore[method-assign]
     try:
         return through_items(mysql, start)
     finally:
-        source_module._WatchedTables.__contains__ = original  # type: ignore[method-assign]
+        source_events.WatchedTables.__contains__ = original  # type: ignore[method-assign]
 
 
 WATCHED = [f"wp_{kind}" for kind in TableKind]

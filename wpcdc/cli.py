@@ -13,10 +13,8 @@ from typing import Annotated
 import typer
 
 from wpcdc import __version__
-from wpcdc.commands import report
 from wpcdc.config.settings import Settings, load_settings
 from wpcdc.core.errors import ConfigError, WpcdcError
-from wpcdc.runtime import app as wpcdc_app
 
 app = typer.Typer(
     name="wpcdc",
@@ -67,10 +65,10 @@ def check(
 
     Exits 0 when every required check passes, 3 when one fails, 2 on bad configuration.
     """
+    from wpcdc.commands import check as wpcdc_check
+
     settings = _settings(config)
-    results = wpcdc_app.check(settings)
-    typer.echo(report.as_json(results) if as_json else report.as_table(results))
-    raise typer.Exit(report.exit_code(results))
+    raise typer.Exit(wpcdc_check.run(settings, json_format=as_json))
 
 
 @app.command()
@@ -141,9 +139,11 @@ def run(
     checkpoint, exit 0. Exit 3: server misconfigured; 4: the checkpoint's binlog is
     gone; 5: the checkpoint cannot be read or written.
     """
+    from wpcdc.commands import run as wpcdc_run
+
     settings = _settings(config)
     _configure_logging(log_level)
-    wpcdc_app.run(settings)
+    wpcdc_run.run(settings)
 
 
 @app.command()
@@ -183,20 +183,10 @@ def resnapshot(
     streamer serves it between watermarks, so a re-emitted state never lands
     after a newer change of the same post.
     """
-    from wpcdc.core.resnapshot import Request
+    from wpcdc.commands import resnapshot as wpcdc_resnapshot
 
     settings = _settings(config)
-    if bool(posts) == bool(ids):
-        raise ConfigError("give either --post ID (repeatable) or --ids LOW:HIGH")
-    if ids:
-        low, _, high = ids.partition(":")
-        if not (low.isdigit() and high.isdigit() and int(low) <= int(high)):
-            raise ConfigError(f"--ids must look like LOW:HIGH with LOW <= HIGH, got {ids!r}")
-        request = Request(0, blog, low=int(low), high=int(high))
-    else:
-        request = Request(0, blog, ids=tuple(posts or ()))
-    request_id = wpcdc_app.resnapshot(settings, request)
-    typer.echo(f"re-snapshot request {request_id} written: {request.to_json()}")
+    wpcdc_resnapshot.run(settings, posts=list(posts or ()), ids=ids, blog=blog)
 
 
 @app.command()
@@ -233,18 +223,19 @@ def verify(
     missing, stale or extra.
     """
     # Imported here: aiokafka stays out of the start-up of the other commands.
-    from wpcdc.core.errors import VerifyFailed
-    from wpcdc.runtime import verify as wpcdc_verify
+    from wpcdc.commands import verify as wpcdc_verify
 
     settings = _settings(config)
-    result = wpcdc_verify.run(
-        settings, topic=topic, blog_id=blog, wait=wait, recheck_delay=recheck_delay
+    wpcdc_verify.run(
+        settings,
+        topic=topic,
+        blog_id=blog,
+        wait=wait,
+        recheck_delay=recheck_delay,
+        as_json=as_json,
+        max_report=max_report,
+        echo=typer.echo,
     )
-    typer.echo(result.as_json(max_report) if as_json else result.as_text(max_report))
-    if not result.ok:
-        raise VerifyFailed(
-            f"{len(result.differences)} posts differ between topic {result.topic} and the database"
-        )
 
 
 @app.command()
@@ -300,41 +291,20 @@ def snapshot(
     checkpoint exists, unless --force. A limited snapshot re-emits the posts it
     selects and changes no checkpoint.
     """
-    import time
-
-    from wpcdc.runtime.snapshot import (
-        LogProgress,
-        SnapshotOptions,
-        TerminalProgress,
-        describe_result,
-        parse_id_range,
-    )
+    from wpcdc.commands import snapshot as wpcdc_snapshot
 
     settings = _settings(config)
     _configure_logging(log_level)
-    try:
-        id_range = parse_id_range(ids) if ids is not None else None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    options = SnapshotOptions(
-        chunk_size=chunk_size or settings.snapshot.chunk_size,
-        blogs=tuple(blogs or ()),
-        post_types=tuple(post_types or ()),
-        ids=id_range,
+    options = wpcdc_snapshot.options_from(
+        settings,
+        blogs=blogs or (),
+        post_types=post_types or (),
+        ids=ids,
+        chunk_size=chunk_size,
         dry_run=dry_run,
         force=force,
     )
-    progress = (
-        TerminalProgress(sys.stderr, time.monotonic)
-        if sys.stderr.isatty()
-        else LogProgress(time.monotonic, settings.snapshot.progress_interval_seconds)
-    )
-    result, refusal = wpcdc_app.snapshot(settings, options, progress)
-    typer.echo(
-        describe_result(
-            result, topic=settings.kafka.topic, checkpoint=settings.checkpoint.path, refusal=refusal
-        )
-    )
+    wpcdc_snapshot.run(settings, options, echo=typer.echo)
 
 
 def _configure_logging(level: str) -> None:

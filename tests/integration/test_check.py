@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from tests.support.streaming import wpcdc_env
 from tests.support.wordpress import install_wordpress
-from wpcdc.config.preflight import WORDPRESS_TABLES
 from wpcdc.core.errors import EXIT_OK, EXIT_PREFLIGHT
+from wpcdc.core.facts import WORDPRESS_TABLES
 from wpcdc.local.ports import free_port
 from wpcdc.local.wordpress import WordPressSite
 

@@ -29,10 +29,11 @@ from tests.support.wordpress import BackgroundPhp
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import TableKind, TransactionPart
+from wpcdc.core.snapshot_state import MAX_POST_ID, SnapshotState, covered_through
 from wpcdc.local.wordpress import WordPressSite
 from wpcdc.mysql.binlog import BinlogSource
-from wpcdc.mysql.database import ConsistentSnapshot, connect, snapshot_position
-from wpcdc.runtime.snapshot import MAX_POST_ID, SnapshotState, covered_through
+from wpcdc.mysql.connection import connect
+from wpcdc.mysql.consistent import ConsistentSnapshot, snapshot_position
 
 pytestmark = pytest.mark.integration
 

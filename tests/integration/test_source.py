@@ -21,7 +21,8 @@ from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
 from wpcdc.local.wordpress import WordPressSite
-from wpcdc.mysql.binlog import BinlogSource, check_position_available, current_position
+from wpcdc.mysql.binlog import BinlogSource
+from wpcdc.mysql.status import check_position_available, current_position
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import orjson
 
+from tests.support.fold import fold_all
 from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
 from wpcdc.core import envelope
 from wpcdc.core.events import Event, fit, serialize, to_envelope
-from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 
 SOURCE = "wpcdc://db/wordpress"

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from tests.support.fold import fold_all
 from tests.unit.binlog_builder import (
     POSTMETA,
     POSTS,
@@ -23,7 +24,7 @@ from tests.unit.binlog_builder import (
     update,
 )
 from wpcdc.core.events import Event, MetaData, PostData, TaxonomyData
-from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 
 NOISE = frozenset({"_edit_lock", "_edit_last", "_pingme", "_encloseme"})
@@ -326,10 +327,10 @@ def test_idle_closes_open_groups() -> None:
     row = post_row(90)
     folder = make_folder()
     assert folder.feed(log.txn(update(POSTS, row, {**row, "post_title": "x"}))) == []
-    assert folder.low_watermark() == log.log[0].transaction.start
+    assert folder.oldest_open() == log.log[0].transaction.start
     closed = folder.idle()
     assert [g.post_id for g in closed] == [90]
-    assert folder.low_watermark() is None
+    assert folder.oldest_open() is None
 
 
 def test_events_are_dataclasses_all_the_way_down() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wpcdc.config.settings import KafkaSettings
-from wpcdc.kafka.client import client_options
+from wpcdc.kafka.options import client_options
 
 
 def test_plaintext_has_no_tls_or_sasl() -> None:

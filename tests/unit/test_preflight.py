@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from wpcdc.config.preflight import (
-    SKIPPED_NO_BROKER,
-    SKIPPED_NO_DATABASE,
+from wpcdc.config.preflight import evaluate
+from wpcdc.config.preflight_support import SKIPPED_NO_BROKER, SKIPPED_NO_DATABASE
+from wpcdc.config.settings import Settings
+from wpcdc.core.facts import (
     WORDPRESS_TABLES,
     BinlogPosition,
     BrokerFacts,
@@ -21,11 +22,9 @@ from wpcdc.config.preflight import (
     TableProbe,
     TopicFacts,
     detect_flavor,
-    evaluate,
     passed,
     wordpress_layout,
 )
-from wpcdc.config.settings import Settings
 
 MAIN_TABLES = [f"wp_{suffix}" for suffix in WORDPRESS_TABLES]
 

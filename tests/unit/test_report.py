@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from wpcdc.commands.report import as_json, as_table, exit_code
-from wpcdc.config.preflight import CheckResult, Status
+from wpcdc.commands.check import as_json, as_table, exit_code
 from wpcdc.core.errors import EXIT_OK, EXIT_PREFLIGHT
+from wpcdc.core.facts import CheckResult, Status
 
 PASSING = [
     CheckResult("connection", Status.PASS, True, "MariaDB 10.11 at h:3306"),

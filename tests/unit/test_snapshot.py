@@ -9,37 +9,31 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fold import fold_all
 from tests.unit.binlog_builder import POSTS, Binlog, delete, post_row, update
 from wpcdc.core.checkpoint import CoveredRange
-from wpcdc.core.errors import CheckpointError, ConfigError
-from wpcdc.core.fold import FoldConfig, Folder, fold_all
+from wpcdc.core.errors import CheckpointError, ConfigError, SnapshotRefused, SnapshotUnfinished
+from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
-from wpcdc.runtime.snapshot import (
+from wpcdc.core.snapshot_state import (
     MAX_POST_ID,
     Gone,
     IdRange,
-    LogProgress,
-    Progress,
     Segment,
     SnapshotOptions,
-    SnapshotRefused,
     SnapshotState,
-    SnapshotStateFile,
-    SnapshotUnfinished,
     Start,
-    TerminalProgress,
     covered_ranges,
     covered_through,
     decide_start,
     final_checkpoint,
-    format_duration,
     non_transactional,
     parse_id_range,
-    refuse_unfinished,
     select_blogs,
-    state_path,
 )
+from wpcdc.runtime.progress import LogProgress, Progress, TerminalProgress, format_duration
+from wpcdc.runtime.snapshot import SnapshotStateFile, refuse_unfinished, state_path
 
 P = Position("binlog.000001", 1000, "0-1-5")
 P2 = Position("binlog.000001", 5000, "0-1-9")

@@ -13,27 +13,24 @@ import orjson
 import pytest
 
 from tests.unit.binlog_builder import meta, post_row
+from wpcdc.commands.snapshot import describe_result
 from wpcdc.core.checkpoint import Checkpoint, CoveredRange
-from wpcdc.core.errors import DeliveryFailed, PreflightFailed
+from wpcdc.core.errors import DeliveryFailed, PreflightFailed, SnapshotInterrupted
 from wpcdc.core.events import TermRef
 from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Position
+from wpcdc.core.records import Headers
 from wpcdc.core.snapshot_events import PostBundle
-from wpcdc.mysql.database import SnapshotPoint
-from wpcdc.runtime.pipeline import Headers
-from wpcdc.runtime.snapshot import (
+from wpcdc.core.snapshot_state import (
     MAX_POST_ID,
     IdRange,
-    SnapshotInterrupted,
     SnapshotOptions,
-    SnapshotResult,
     SnapshotState,
-    SnapshotStateFile,
-    Snapshotter,
     Start,
     covered_through,
-    describe_result,
 )
+from wpcdc.mysql.consistent import SnapshotPoint
+from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter
 
 P = Position("binlog.000001", 1000)
 P2 = Position("binlog.000001", 9000)

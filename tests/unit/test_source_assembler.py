@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from wpcdc.core.assembly import TransactionAssembler
 from wpcdc.core.errors import WpcdcError
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Op, TableKind, TableRef, TransactionPart
-from wpcdc.mysql.binlog import TransactionAssembler
 
 POSTS = TableRef(blog_id=1, kind=TableKind.POSTS)
 META = TableRef(blog_id=2, kind=TableKind.POSTMETA)

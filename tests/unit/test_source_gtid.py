@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wpcdc.mysql.binlog import Backoff, GtidState
+from wpcdc.core.backoff import Backoff
+from wpcdc.core.gtid import GtidState
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 UUID2 = "1c2aad49-ae92-409a-b4df-d05a03e4702e"

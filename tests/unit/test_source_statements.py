@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wpcdc.mysql.binlog import named_tables, opens_transaction, statement_kind
+from wpcdc.core.statements import named_tables, opens_transaction, statement_kind
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from pymysqlreplication.row_event import RowsEvent
 
-import wpcdc.mysql.binlog  # noqa: F401  (installs the decoding used for row events)
+import wpcdc.mysql.library  # noqa: F401  (installs the decoding used for row events)
 
 
 def decode(raw: bytes, charset: str | None) -> str | bytes:

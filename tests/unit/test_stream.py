@@ -17,9 +17,10 @@ from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import DeliveryFailed
 from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
+from wpcdc.core.records import Headers
 from wpcdc.core.rows import Idle, SourceItem
 from wpcdc.runtime.metrics import Metrics
-from wpcdc.runtime.pipeline import Headers, Pipeline, StreamConfig
+from wpcdc.runtime.pipeline import Pipeline, StreamConfig
 
 
 class ListSource:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import orjson
 import pytest
 
+from tests.support.fold import meta_row
+from wpcdc.core.derive import to_post
 from wpcdc.core.events import (
     Event,
     MetaChange,
@@ -27,21 +29,12 @@ from wpcdc.core.events import (
     fit,
     serialize,
 )
-from wpcdc.core.fold import FoldConfig, meta_row, to_post
+from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.snapshot_events import PostBundle, snapshot_event
-from wpcdc.runtime.verify import (
-    LONG_STRING,
-    DatabaseView,
-    PostDiff,
-    TopicState,
-    VerifyOptions,
-    VerifyReport,
-    compare_post,
-    database_post,
-    sequence_cutoff,
-    verify,
-)
+from wpcdc.core.verify_report import PostDiff, VerifyReport, compare_post, database_post
+from wpcdc.core.verify_state import LONG_STRING, TopicState, sequence_cutoff
+from wpcdc.runtime.verify import DatabaseView, VerifyOptions, verify
 
 FILE = "binlog.000001"
 SOURCE = "wpcdc://test/wordpress"

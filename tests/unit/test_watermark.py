@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+from tests.support.fold import fold_all
 from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.checkpoint import Checkpoint, Covered, CoveredRange
 from wpcdc.core.events import Event
-from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder, fold_all
+from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import TransactionPart
@@ -56,8 +57,7 @@ def test_checkpoint_waits_for_the_oldest_unacknowledged_event() -> None:
     ids = [tracker.track(g) for g in groups]
     assert fold.position is not None
     assert (
-        tracker.checkpoint(fold.position, fold.low_watermark()).position
-        == parts[0].transaction.start
+        tracker.checkpoint(fold.position, fold.oldest_open()).position == parts[0].transaction.start
     )
     tracker.ack(ids[1])  # the later one first: still held back by the first
     assert tracker.checkpoint(fold.position, None).position == parts[0].transaction.start
@@ -74,9 +74,7 @@ def test_open_groups_hold_the_checkpoint_back() -> None:
     fold, tracker = folder(), AckTracker()
     fold.feed(first)
     assert fold.position == first.end
-    assert (
-        tracker.checkpoint(fold.position, fold.low_watermark()).position == first.transaction.start
-    )
+    assert tracker.checkpoint(fold.position, fold.oldest_open()).position == first.transaction.start
 
 
 def run_until_crash(
@@ -103,7 +101,7 @@ def run_until_crash(
                 still.append((group_id, group))
         unacked = still
         assert fold.position is not None
-        checkpoint = tracker.checkpoint(fold.position, fold.low_watermark())
+        checkpoint = tracker.checkpoint(fold.position, fold.oldest_open())
     return acked, checkpoint
 
 

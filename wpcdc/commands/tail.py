@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import heapq
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +21,13 @@ from typing import Any, Final, TextIO
 
 import orjson
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core import envelope as wire
 from wpcdc.core.events import POST_EVENT_TYPES
-from wpcdc.kafka.client import topic_reader
+from wpcdc.core.printable import printable
+from wpcdc.kafka.topic import TopicReader, open_topic
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
 SUBJECT_WIDTH: Final = 14
@@ -54,9 +54,6 @@ _COLORS: Final[Mapping[str, str]] = {
 # Post events that report changed fields (all but created and deleted).
 _STATUS_CHANGES: Final = frozenset(POST_EVENT_TYPES) - {"post_created", "post_deleted"}
 _META_SIGNS: Final[Mapping[str, str]] = {"added": "+", "updated": "~", "deleted": "-"}
-# Titles and keys come from anyone who can edit a post: no terminal escapes,
-# no line breaks.
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # --- rendering (pure) ------------------------------------------------------------
@@ -67,13 +64,17 @@ def color_wanted(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
+# Titles, keys and slugs come from anyone who can edit a post: every piece of an
+# envelope goes through printable() (no terminal escapes, no line breaks).
+
+
 def render(event: Mapping[str, Any], *, color: bool = False, tz: dt.tzinfo | None = None) -> str:
     """One line for an envelope: local time, type, subject, what changed."""
-    kind = _clean(str(event.get("type", "?")))
+    kind = printable(str(event.get("type", "?")))
     label = kind.ljust(TYPE_WIDTH)
     if color and kind in _COLORS:
         label = typer.style(label, fg=_COLORS[kind], bold=kind == "post_deleted")
-    subject = _clean(str(event.get("subject", "?"))).ljust(SUBJECT_WIDTH)
+    subject = printable(str(event.get("subject", "?"))).ljust(SUBJECT_WIDTH)
     return f"{_clock(event.get('time'), tz)}  {label}  {subject}  {summary(event)}".rstrip()
 
 
@@ -100,7 +101,7 @@ def render_raw(
         else ""
     )
     return (
-        f"{clock}  {marker} ({_clean(reason)}): partition {partition} offset {offset} "
+        f"{clock}  {marker} ({printable(reason)}): partition {partition} offset {offset} "
         f"key={key!r} value={shown!r}{more}"
     )
 
@@ -117,7 +118,7 @@ def summary(event: Mapping[str, Any]) -> str:
             text = ""
         omitted = data.get("omitted")
         if text and isinstance(omitted, list) and omitted:
-            text += f"  [omitted: {', '.join(_clean(str(o)) for o in omitted)}]"
+            text += f"  [omitted: {', '.join(printable(str(o)) for o in omitted)}]"
     return text or _excerpt(data)
 
 
@@ -130,12 +131,12 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
         status = post.get("status")
         if kind == "post_deleted" or not status:
             return _title(post)
-        return f"{_title(post)} ({_clean(str(status))})"
+        return f"{_title(post)} ({printable(str(status))})"
     if kind in _STATUS_CHANGES:
         return _changes(data, post)
     if kind == "post_meta_changed":
         changes = [
-            f"{_META_SIGNS.get(change['op'], '?')}{_clean(str(change['key']))}"
+            f"{_META_SIGNS.get(change['op'], '?')}{printable(str(change['key']))}"
             for change in _list(data["changes"])
         ]
         return " ".join(changes) or "(no meta changed)"
@@ -149,12 +150,12 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
 def _changes(data: Mapping[str, Any], post: Mapping[str, Any]) -> str:
     before = data.get("before")
     before = before if isinstance(before, Mapping) else {}
-    changed = [_clean(str(name)) for name in _list(data.get("changed", []))]
+    changed = [printable(str(name)) for name in _list(data.get("changed", []))]
     parts = []
     if "status" in before:
         changed = [name for name in changed if name != "status"]
         now = post.get("status", "?")
-        parts.append(f"status {_clean(str(before['status']))}→{_clean(str(now))}")
+        parts.append(f"status {printable(str(before['status']))}→{printable(str(now))}")
     if changed:
         parts.insert(0, ", ".join(changed))
     return "; ".join(parts) if parts else "(no field changed)"
@@ -166,14 +167,14 @@ def _term(term: Any) -> str:
     # An unresolved term (the mirror never saw it) has only its id.
     taxonomy = term.get("taxonomy") or "?"
     slug = term.get("slug") or term.get("name") or f"#{term.get('term_taxonomy_id', '?')}"
-    return f"{_clean(str(taxonomy))}:{_clean(str(slug))}"
+    return f"{printable(str(taxonomy))}:{printable(str(slug))}"
 
 
 def _title(post: Mapping[str, Any]) -> str:
     title = post.get("title")
     if not isinstance(title, str) or not title.strip():
         return "(no title)"
-    return f'"{_shorten(_clean(title), TITLE_WIDTH)}"'
+    return f'"{_shorten(printable(title), TITLE_WIDTH)}"'
 
 
 def _list(value: Any) -> Sequence[Any]:
@@ -190,7 +191,7 @@ def _excerpt(data: Any) -> str:
         text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:
         text = repr(data)
-    return _shorten(_clean(text), EXCERPT_WIDTH)
+    return _shorten(printable(text), EXCERPT_WIDTH)
 
 
 def _clock(value: Any, tz: dt.tzinfo | None) -> str:
@@ -208,10 +209,6 @@ def _clock(value: Any, tz: dt.tzinfo | None) -> str:
 def _format_clock(moment: dt.datetime, tz: dt.tzinfo | None) -> str:
     local = moment.astimezone(tz)
     return f"{local:%H:%M:%S}.{local.microsecond // 1000:03d}"
-
-
-def _clean(text: str) -> str:
-    return _CONTROL.sub(" ", text)
 
 
 def _shorten(text: str, width: int) -> str:
@@ -243,19 +240,14 @@ def _ids(event: Mapping[str, Any], key: bytes | None) -> tuple[int | None, int |
     if isinstance(data, Mapping):
         blog_id, post_id = _int(data.get("blog_id")), _int(data.get("post_id"))
     if (blog_id is None or post_id is None) and key is not None:
-        # The record key is "{blog_id}:{post_id}" (see wpcdc.core.envelope).
-        blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
-        blog_id = blog_id if blog_id is not None else _int_text(blog_text)
-        post_id = post_id if post_id is not None else _int_text(post_text)
+        key_blog, key_post = wire.parse_record_key(key)
+        blog_id = blog_id if blog_id is not None else key_blog
+        post_id = post_id if post_id is not None else key_post
     return blog_id, post_id
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _int_text(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
 
 
 # --- the consumer loop ----------------------------------------------------------
@@ -277,9 +269,6 @@ class TailOptions:
 
 Write = Callable[[str], None]
 
-# A fetch must hold the largest record the sink may write.
-_POLL_MS: Final = 500
-
 
 async def tail(settings: KafkaSettings, options: TailOptions, out: Write, err: Write) -> int:
     """Print the topic's records until the end (no follow), ``max_events``, or cancellation.
@@ -287,39 +276,25 @@ async def tail(settings: KafkaSettings, options: TailOptions, out: Write, err: W
     Returns the number of events printed. Raises WpcdcError when the broker
     cannot be reached or the topic does not exist.
     """
-    async with topic_reader(settings, options.topic) as consumer:
-        return await _consume(consumer, options, out, err)
+    async with open_topic(settings, options.topic) as reader:
+        return await _consume(reader, options, out, err)
 
 
-async def _consume(consumer: AIOKafkaConsumer, options: TailOptions, out: Write, err: Write) -> int:
-    partitions = sorted(consumer.partitions_for_topic(options.topic) or ())
-    tps = [TopicPartition(options.topic, p) for p in partitions]
-    consumer.assign(tps)
+async def _consume(reader: TopicReader, options: TailOptions, out: Write, err: Write) -> int:
     if options.from_beginning:
-        await consumer.seek_to_beginning(*tps)
+        await reader.from_beginning()
     else:
-        # On the Tansu broker the end offset is the last *batch's* base offset
-        # + 1, not the last record's: starting there shows the rest of that
-        # batch as if it were new.
-        await consumer.seek_to_end(*tps)
-    unfinished: dict[TopicPartition, int] = {}
-    if not options.follow:
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            if await consumer.position(tp) < ends[tp]:
-                unfinished[tp] = ends[tp]
+        await reader.from_end()
+    # Without follow: stop at the end offsets the topic has now.
+    unfinished: dict[TopicPartition, int] = {} if options.follow else await reader.ends()
     printed = 0
     while options.follow or unfinished:
-        fetched = await consumer.getmany(timeout_ms=_POLL_MS)
+        fetched = await reader.fetch()
         for record in _in_time_order(fetched.values()):
             printed += _print(record, options, out, err)
             if options.max_events is not None and printed >= options.max_events:
                 return printed
-        # Fetches return whole batches, so this also covers the Tansu end offsets
-        # (see above): the last batch arrives in full.
-        for tp, end in list(unfinished.items()):
-            if await consumer.position(tp) >= end:
-                del unfinished[tp]
+        await reader.drop_reached(unfinished)
     return printed
 
 

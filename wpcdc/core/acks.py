@@ -1,11 +1,14 @@
 """The ack tracker: which binlog position is safe to save as the checkpoint.
 
-DESIGN promise 2: a position is saved only when every event derived from data
-before it has been acknowledged by the broker. The safe position is the
-earliest of
-- the start of the oldest transaction an unacknowledged event comes from,
-- the start of the oldest transaction an open fold group depends on,
+Promise "checkpoint after ack" (docs/ARCHITECTURE.md): a position is saved only
+when every event derived from data before it has been acknowledged by the
+broker. The checkpoint position is the earliest of
 - the position after the last transaction the fold has consumed,
+- the hold the caller passes: the start of the oldest transaction an open fold
+  group depends on (``Folder.oldest_open``) or where an unfinished live
+  re-snapshot was requested, whichever is older,
+- the start of the oldest transaction an unacknowledged event comes from
+  (:meth:`AckTracker.oldest_unacknowledged`),
 which is always a transaction boundary. Acknowledged groups that reach past it
 become ``covered`` markers, so a resume does not fold their changes again.
 Pure: no I/O, no clock.
@@ -69,15 +72,18 @@ class AckTracker:
                 self._through[key] = entry.group.last
 
     def oldest_unacknowledged(self) -> Position | None:
+        """The start of the oldest transaction an unacknowledged event comes from."""
         while self._origins and self._origins[0][1] not in self._in_flight:
             heapq.heappop(self._origins)
         return self._origins[0][2] if self._origins else None
 
-    def checkpoint(self, consumed: Position, open_groups: Position | None) -> Checkpoint:
-        """The checkpoint to save now, given the fold's state."""
+    def checkpoint(self, consumed: Position, hold: Position | None) -> Checkpoint:
+        """The checkpoint to save now: before ``consumed`` (the fold's position),
+        ``hold`` (the oldest position the caller still needs) and the oldest
+        unacknowledged event."""
         candidates = [consumed]
-        if open_groups is not None:
-            candidates.append(open_groups)
+        if hold is not None:
+            candidates.append(hold)
         oldest = self.oldest_unacknowledged()
         if oldest is not None:
             candidates.append(oldest)

@@ -1,7 +1,7 @@
 """Decoding column values into JSON-safe values, and PHP-serialized meta values.
 
-Bad data never stops the stream (DESIGN promise 7): a meta value that looks
-serialized but does not decode (truncated by a naive SQL search/replace, PHP
+Bad data never stops the stream, nor passes unflagged (promise "loud failure",
+docs/ARCHITECTURE.md): a meta value that looks serialized but does not decode (truncated by a naive SQL search/replace, PHP
 objects of unknown classes, deep nesting) comes out as its raw string with the
 error alongside; bytes that are not UTF-8 come out as base64 with a flag.
 Pure: no I/O.

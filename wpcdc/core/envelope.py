@@ -37,6 +37,17 @@ def record_key(blog_id: int, post_id: int) -> bytes:
     return f"{blog_id}:{post_id}".encode()
 
 
+def parse_record_key(key: bytes) -> tuple[int | None, int | None]:
+    """The ``(blog_id, post_id)`` a record key names; a part that is not a number
+    is None (a record another producer wrote)."""
+    blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
+    return _number(blog_text), _number(post_text)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
 def subject(blog_id: int, post_id: int) -> str:
     return f"post/{post_id}" if blog_id == 1 else f"blog/{blog_id}/post/{post_id}"
 

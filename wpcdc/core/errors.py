@@ -2,6 +2,7 @@
 
     WpcdcError                 anything wpcdc reports to the operator; exit 1
      ├── ConfigError           bad configuration or usage; exit 2
+     │    └── SnapshotRefused       a full snapshot would replace the streaming checkpoint
      ├── PreflightFailed       the server or broker is not fit to stream from/to; exit 3
      │    └── ServerMisconfigured   found while streaming (format not ROW, compressed events)
      ├── PositionLost          the checkpoint's binlog is gone (purged) or invalid; exit 4
@@ -9,6 +10,8 @@
      ├── DeliveryFailed        the broker did not acknowledge an event (run retries)
      ├── BrokerUnavailable     no broker answered in time (run retries)
      ├── VerifyFailed          `wpcdc verify` found the topic differs from the database; exit 6
+     ├── SnapshotUnfinished    `wpcdc run` while a full snapshot is incomplete; exit 1
+     ├── SnapshotInterrupted   `wpcdc snapshot` stopped by a signal (a rerun continues); exit 1
      └── LocalStackError       the embedded local setup (demo, tests) cannot start; exit 1
 
 Every message says what is wrong and what to do next. Exit codes are part of the
@@ -67,6 +70,18 @@ class VerifyFailed(WpcdcError):
     """The topic does not match the database; the report lists the differences."""
 
     exit_code = EXIT_DIFFERENCES
+
+
+class SnapshotRefused(ConfigError):
+    """A full snapshot would replace an existing streaming checkpoint; exit 2."""
+
+
+class SnapshotUnfinished(WpcdcError):
+    """`wpcdc run` was started while a full snapshot is incomplete; exit 1."""
+
+
+class SnapshotInterrupted(WpcdcError):
+    """Stopped by a signal between chunks; a rerun continues (full snapshots)."""
 
 
 class LocalStackError(WpcdcError):

@@ -2,7 +2,7 @@
 
 Payloads are slotted dataclasses: orjson serializes them natively (fast on the
 hot path) and pydantic derives the JSON Schemas in ``schemas/`` from the same
-classes (see wpcdc/schemas.py), so code and schema files cannot silently differ.
+classes (see wpcdc/commands/schemas.py), so code and schema files cannot silently differ.
 
 Every post row change yields exactly one *post event* (created, updated, one of
 the status transitions, or deleted); meta and term changes yield

@@ -2,9 +2,12 @@
 
 WordPress never opens a transaction: one save is 3-15 autocommitted
 transactions. The fold therefore groups row changes by post (blog id, post id)
-across transactions and derives, when a group closes, at most one event per
-kind: one post event (created / updated / a status transition / deleted), one
-``post_meta_changed`` and one ``taxonomy_changed``.
+across transactions; when a group closes, ``wpcdc.core.derive`` turns it into
+at most one event per kind: one post event (created / updated / a status
+transition / deleted), one ``post_meta_changed`` and one ``taxonomy_changed``.
+This module owns the grouping: which post a row change belongs to, which
+changes are skipped as already acknowledged (the checkpoint's covered posts),
+and when a group closes.
 
 A group closes when
 - a transaction commits more than ``window_seconds`` (binlog commit time) after
@@ -25,27 +28,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from wpcdc.core.checkpoint import CoveredRange
-from wpcdc.core.decode import decode_meta, text
-from wpcdc.core.events import (
-    META_EVENT,
-    TAXONOMY_EVENT,
-    Event,
-    MetaChange,
-    MetaData,
-    Origin,
-    Post,
-    PostData,
-    TaxonomyData,
-    TermRef,
-)
+from wpcdc.core.decode import text
+from wpcdc.core.derive import derive
+from wpcdc.core.events import Event, TermRef
 from wpcdc.core.mirror import Mirror, PostInfo
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import Op, Row, RowChange, TableKind, Transaction, TransactionPart
 
-AUTO_DRAFT = "auto-draft"
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
 LINK_TAXONOMY = "link_category"
 
@@ -122,8 +113,9 @@ class Folder:
     def open_groups(self) -> int:
         return len(self._open)
 
-    def low_watermark(self) -> Position | None:
-        """The earliest transaction start that an open group still depends on."""
+    def oldest_open(self) -> Position | None:
+        """Where the oldest open group's first transaction starts (None when no group
+        is open): a checkpoint must not pass it, its changes are not in any event yet."""
         if not self._open:
             return None
         return min((group.origin for group in self._open.values()), key=Position.key)
@@ -306,7 +298,7 @@ class Folder:
             resolved=name is not None,
         )
 
-    # --- deriving events ---------------------------------------------------------
+    # --- closing -------------------------------------------------------------------
 
     def _close(self, key: PostKey) -> ClosedGroup:
         group = self._open.pop(key)
@@ -315,227 +307,5 @@ class Folder:
             post_id=group.post_id,
             origin=group.origin,
             last=group.last,
-            events=_derive(group, self._config),
+            events=derive(group, self._config),
         )
-
-
-def _derive(group: _Group, config: FoldConfig) -> list[Event]:
-    datas: list[tuple[str, PostData | MetaData | TaxonomyData]] = []
-    post_event = _post_event(group, config)
-    if isinstance(post_event, str):
-        return []  # an auto-draft nobody has been told about: the whole group waits
-    if post_event is not None:
-        datas.append(post_event)
-    if not group.deleted:
-        post_type = _post_type(group)
-        meta = _meta_changes(group, config)
-        if meta:
-            datas.append((META_EVENT, MetaData(group.blog_id, group.post_id, post_type, meta)))
-        added = [term for net, term in group.terms.values() if net > 0]
-        removed = [term for net, term in group.terms.values() if net < 0]
-        if added or removed:
-            datas.append(
-                (
-                    TAXONOMY_EVENT,
-                    TaxonomyData(group.blog_id, group.post_id, post_type, added, removed),
-                )
-            )
-    origin = Origin(
-        file=group.origin.file, pos=group.origin.pos, gtid=group.origin_gtid, first=group.first
-    )
-    return [
-        Event(
-            type=event_type,
-            blog_id=group.blog_id,
-            post_id=group.post_id,
-            origin=origin,
-            ordinal=ordinal,
-            timestamp=group.last_timestamp,
-            data=data,
-        )
-        for ordinal, (event_type, data) in enumerate(datas)
-    ]
-
-
-def _post_type(group: _Group) -> str | None:
-    image = group.post_after or group.post_before
-    if image is not None:
-        return str(text(image.get("post_type")))
-    return group.info.type if group.info is not None else None
-
-
-def _status_before(group: _Group) -> str | None:
-    if group.post_seen:
-        return (
-            None if group.post_before is None else str(text(group.post_before.get("post_status")))
-        )
-    return group.info.status if group.info is not None else None
-
-
-def _post_event(group: _Group, config: FoldConfig) -> tuple[str, PostData] | str | None:
-    """The group's post event; "suppress" when the whole group is an unreported auto-draft."""
-    before, after = group.post_before, group.post_after
-    status_before = _status_before(group)
-    hidden_before = status_before == AUTO_DRAFT and not config.emit_auto_drafts
-    if not group.post_seen:
-        return "suppress" if hidden_before else None
-    status_after = None if after is None else str(text(after.get("post_status")))
-    if before is None and after is None:
-        return None  # created and deleted within the group: nothing to report
-    if after is None:
-        if hidden_before:
-            return "suppress"
-        assert before is not None
-        return "post_deleted", _post_data(group, to_post(before))
-    post_after = to_post(after)
-    if before is None or hidden_before:
-        if status_after == AUTO_DRAFT and not config.emit_auto_drafts:
-            return "suppress"
-        return "post_created", _post_data(group, post_after)
-    post_before = to_post(before)
-    changed = [
-        name for name in _COMPARED_FIELDS if getattr(post_before, name) != getattr(post_after, name)
-    ]
-    if not changed:
-        return None  # only bookkeeping columns changed (to_ping, pinged, ...)
-    data = _post_data(group, post_after)
-    data.changed = changed
-    data.before = {name: getattr(post_before, name) for name in changed}
-    event_type = _transition(status_before, status_after)
-    if event_type != "post_updated":
-        data.previous_status = status_before
-    return event_type, data
-
-
-def _transition(before: str | None, after: str | None) -> str:
-    if before == after:
-        return "post_updated"
-    if after == "trash":
-        return "post_trashed"
-    if before == "trash":
-        return "post_restored"
-    if after == "publish":
-        return "post_published"
-    if before == "publish":
-        return "post_unpublished"
-    if after == "future":
-        return "post_scheduled"
-    return "post_updated"
-
-
-def _post_data(group: _Group, post: Post) -> PostData:
-    return PostData(blog_id=group.blog_id, post_id=group.post_id, post_type=post.type, post=post)
-
-
-def _meta_changes(group: _Group, config: FoldConfig) -> list[MetaChange]:
-    changes = []
-    for meta_id in sorted(group.meta):
-        before, after = group.meta[meta_id]
-        key = str(text((after or before or {}).get("meta_key")))
-        if key in config.ignored_meta_keys:
-            continue
-        if before is None and after is None:
-            continue
-        if before is None:
-            assert after is not None
-            value = decode_meta(after.get("meta_value"))
-            changes.append(
-                MetaChange(
-                    key,
-                    "added",
-                    meta_id,
-                    value.value,
-                    None,
-                    value.serialized,
-                    value.raw,
-                    None,
-                    value.error,
-                )
-            )
-        elif after is None:
-            old = decode_meta(before.get("meta_value"))
-            changes.append(
-                MetaChange(
-                    key,
-                    "deleted",
-                    meta_id,
-                    None,
-                    old.value,
-                    old.serialized,
-                    None,
-                    old.raw,
-                    old.error,
-                )
-            )
-        elif before.get("meta_value") != after.get("meta_value") or before.get(
-            "meta_key"
-        ) != after.get("meta_key"):
-            value = decode_meta(after.get("meta_value"))
-            old = decode_meta(before.get("meta_value"))
-            changes.append(
-                MetaChange(
-                    key,
-                    "updated",
-                    meta_id,
-                    value.value,
-                    old.value,
-                    value.serialized or old.serialized,
-                    value.raw,
-                    old.raw,
-                    value.error or old.error,
-                )
-            )
-    return changes
-
-
-def to_post(row: Row) -> Post:
-    def integer(name: str) -> int | None:
-        value = row.get(name)
-        return None if value is None else int(value)
-
-    def string(name: str) -> str | None:
-        value = text(row.get(name))
-        return None if value is None else str(value)
-
-    return Post(
-        id=int(row["ID"]),
-        type=string("post_type") or "",
-        status=string("post_status") or "",
-        title=string("post_title"),
-        content=string("post_content"),
-        excerpt=string("post_excerpt"),
-        name=string("post_name"),
-        author=integer("post_author"),
-        parent=integer("post_parent"),
-        date=string("post_date"),
-        date_gmt=string("post_date_gmt"),
-        modified=string("post_modified"),
-        modified_gmt=string("post_modified_gmt"),
-        menu_order=integer("menu_order"),
-        guid=string("guid"),
-        mime_type=string("post_mime_type"),
-        comment_status=string("comment_status"),
-        ping_status=string("ping_status"),
-        comment_count=integer("comment_count"),
-        password_protected=bool(row.get("post_password")),
-    )
-
-
-_COMPARED_FIELDS = tuple(name for name in Post.__slots__ if name != "id")
-
-
-def fold_all(folder: Folder, parts: Iterable[TransactionPart]) -> list[Event]:
-    """Fold ``parts`` and close what stays open: events in emission order (for tests
-    and benchmarks)."""
-    events: list[Event] = []
-    for part in parts:
-        for closed in folder.feed(part):
-            events.extend(closed.events)
-    for closed in folder.close_all():
-        events.extend(closed.events)
-    return events
-
-
-def meta_row(meta_id: int, post_id: int, key: str, value: Any) -> dict[str, Any]:
-    """A wp_postmeta row image (for tests and benchmarks that build row changes)."""
-    return {"meta_id": meta_id, "post_id": post_id, "meta_key": key, "meta_value": value}

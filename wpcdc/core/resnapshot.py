@@ -23,7 +23,8 @@ watermark; a request seen again on replay is skipped when done, run again
 otherwise (whole-post events are idempotent for consumers).
 
 This module holds the pure part: requests, chunks and windows. The table I/O
-is in wpcdc.database; the pipeline (wpcdc.runtime.pipeline) drives both.
+is in wpcdc.mysql.signal; wpcdc.runtime.resnapshot drives both inside the
+running pipeline.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wpcdc.core.decode import decode_meta, text
+from wpcdc.core.derive import AUTO_DRAFT, to_post
 from wpcdc.core.events import SNAPSHOT_EVENT, Event, MetaEntry, Origin, SnapshotData, TermRef
-from wpcdc.core.fold import AUTO_DRAFT, FoldConfig, to_post
+from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Coordinate, Position, file_index
 from wpcdc.core.rows import Row
 

@@ -1,10 +1,11 @@
 """The Kafka sink: produces records to the events topic and reports each acknowledgement.
 
-This module owns the producer side of Kafka: the producer's configuration from
-``KafkaSettings``, creating the topic, refusing records the broker would refuse,
-and turning aiokafka's delivery results into one future per record. It decides
-nothing about events: the caller (the app) shrinks oversized events, tracks the
-futures to advance the checkpoint, and rebuilds the sink after a failure.
+This module owns the producer side of Kafka: starting the producer (its options
+come from :mod:`wpcdc.kafka.options`), creating the topic, refusing records the
+broker would refuse, and turning aiokafka's delivery results into one future per
+record. It decides nothing about events: the callers (the stream's sender and
+the snapshot) shrink oversized events (:mod:`wpcdc.core.records`), track the
+futures to advance the checkpoint, and rebuild the sink after a failure.
 
 Delivery contract:
 
@@ -45,17 +46,11 @@ from wpcdc.core.errors import (
     PreflightFailed,
     WpcdcError,
 )
-from wpcdc.kafka.client import aiokafka_warnings, client_options
+from wpcdc.core.records import Headers
+from wpcdc.kafka.options import aiokafka_warnings, client_options, producer_options
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
-
-# aiokafka refuses a record above max_request_size on its own (a
-# MessageSizeTooLargeError raised from send()). Our own check against
-# max_message_bytes runs first and is the one callers see; the headroom only keeps
-# aiokafka's identical check from ever being the one that fires.
-_REQUEST_SIZE_HEADROOM: Final = 64 * 1024
 _TOPIC_ERROR_ALREADY_EXISTS: Final = 36
 _START_BACKOFF_FIRST: Final = 0.2
 _START_BACKOFF_MAX: Final = 5.0
@@ -86,49 +81,6 @@ def record_size(key: bytes, value: bytes, headers: Headers | None = None) -> int
     compressed too, so the check is predictable for the caller's oversize policy.
     """
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or []))
-
-
-def producer_options(settings: KafkaSettings) -> dict[str, Any]:
-    """AIOKafkaProducer keyword arguments (with the connection's from client_options).
-
-    Ordering: aiokafka has no ``max.in.flight.requests.per.connection`` setting
-    because it behaves as if it were 1. Its Sender (aiokafka/producer/sender.py,
-    ``Sender._sender_routine``, aiokafka 0.14) drains the accumulator with
-    ``drain_by_nodes(ignore_nodes=self._in_flight, muted_partitions=...)``: a node
-    with a produce request in flight gets no second one, and every partition in
-    that request stays muted until its response is handled
-    (``_send_produce_req`` unmutes it). A batch that fails with a retriable
-    error is put back at the *head* of its partition's queue
-    (``MessageAccumulator.reenqueue`` uses ``appendleft``) after
-    ``retry_backoff_ms``. So retries never reorder records within a partition.
-    There is no retry count: a batch is retried until it expires,
-    ``request_timeout_ms`` after the batch was created
-    (``MessageBatch.expired``), and then fails. That is the one way order can
-    break: batch A expires and fails while batch B behind it, younger, is
-    retried and written. The sink stops taking records after the first failure,
-    and the caller replays from its checkpoint, so A is re-sent (after B, with
-    the same event id and sequence: consumers deduplicate and reorder).
-
-    Idempotence is off: the Tansu broker fails ``InitProducerId`` with
-    UnknownError, and with idempotence on aiokafka's sender waits for a producer
-    id before sending anything (``_maybe_wait_for_pid``), so nothing would ever
-    be sent. Ordering does not need it (see above); idempotence would only
-    remove the duplicates that retries and replays create, which event ids
-    already make recognisable.
-    """
-    compression = None if settings.compression == "none" else settings.compression
-    return {
-        **client_options(settings),
-        "acks": "all",
-        "enable_idempotence": False,
-        "compression_type": compression,
-        "linger_ms": settings.linger_ms,
-        # aiokafka fills a batch up to max_batch_size bytes (uncompressed), and
-        # the broker refuses a whole batch above message.max.bytes: a batch must
-        # never be allowed to grow past what one record may be.
-        "max_batch_size": min(settings.max_batch_bytes, settings.max_message_bytes),
-        "max_request_size": settings.max_message_bytes + _REQUEST_SIZE_HEADROOM,
-    }
 
 
 class KafkaSink:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from wpcdc.core.errors import PreflightFailed
+
 # The login itself was refused: wrong user or password, or an authentication
 # plugin the account cannot use.
 REFUSED_LOGIN: Final = frozenset({1045, 1698})
@@ -49,3 +51,10 @@ def is_access_denied(exc: BaseException) -> bool:
 
 def is_connection_lost(exc: BaseException) -> bool:
     return error_code(exc) in CONNECTION_LOST
+
+
+def refused(exc: BaseException) -> PreflightFailed:
+    """The failure for a refused login or missing grant met while running: no retry
+    fixes credentials or grants, and ``wpcdc check`` names the fix."""
+    message = exc.args[-1] if exc.args else type(exc).__name__
+    return PreflightFailed(f"the database refused wpcdc: {message}. Run `wpcdc check` for the fix.")

@@ -1,19 +1,63 @@
-"""Rendering preflight results for people (an aligned table) and for programs (JSON).
+"""``wpcdc check``: the preflight run against the configured server and broker, rendered.
 
-Only presentation lives here; which results pass and what the exit code is come
-from ``wpcdc.preflight``.
+This module owns the command: gathering the facts from both sides at once
+(:func:`wpcdc.mysql.facts.read_server_facts`,
+:func:`wpcdc.kafka.facts.read_broker_facts`), having them judged
+(:func:`wpcdc.config.preflight.evaluate`, where the rules live), and the
+presentation: an aligned table for people or JSON for programs, and the exit
+code (0 when every required check passes, 3 otherwise).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import typer
 
-from wpcdc.config.preflight import CheckResult, Status, passed
+from wpcdc.config.preflight import evaluate
+from wpcdc.config.settings import Settings
 from wpcdc.core.errors import EXIT_OK, EXIT_PREFLIGHT
+from wpcdc.core.facts import (
+    BrokerFacts,
+    CheckResult,
+    ServerFacts,
+    ServerUnreachable,
+    Status,
+    passed,
+)
+from wpcdc.kafka.facts import read_broker_facts
+from wpcdc.mysql.facts import read_server_facts
+
+
+def run(settings: Settings, *, json_format: bool) -> int:
+    """Print the results (JSON or a table); returns the exit code."""
+    results = check(settings)
+    typer.echo(as_json(results) if json_format else as_table(results))
+    return exit_code(results)
+
+
+def check(settings: Settings) -> list[CheckResult]:
+    """Run the preflight against the configured server and broker."""
+    server, broker = asyncio.run(_gather_facts(settings))
+    return evaluate(server, broker, settings)
+
+
+async def _gather_facts(settings: Settings) -> tuple[ServerFacts | ServerUnreachable, BrokerFacts]:
+    # Both sides may wait for their timeouts; waiting for them side by side
+    # keeps the worst case to the longer of the two. PyMySQL blocks, so it gets
+    # a thread.
+    server, broker = await asyncio.gather(
+        asyncio.to_thread(read_server_facts, settings.mysql),
+        read_broker_facts(settings.kafka),
+    )
+    return server, broker
+
+
+# --- presentation -------------------------------------------------------------------
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:

@@ -1,0 +1,90 @@
+"""``wpcdc verify``: settings in, the verification wired and run, the report out.
+
+This module owns the command's wiring: the topic (default ``kafka.topic``),
+the streamer's checkpoint as the position the topic must have reached, the
+adapters (``wpcdc.mysql.consistent.MysqlDatabase``,
+``wpcdc.kafka.topic.KafkaTopic``), what a database failure tells the
+operator, and the exit: the report on stdout (text or JSON), then
+:class:`~wpcdc.core.errors.VerifyFailed` (exit 6) when posts differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pymysql
+
+from wpcdc.config.settings import Settings
+from wpcdc.core.errors import VerifyFailed, WpcdcError
+from wpcdc.core.positions import Position
+from wpcdc.core.verify_report import VerifyReport
+from wpcdc.kafka.topic import KafkaTopic
+from wpcdc.mysql.consistent import MysqlDatabase
+from wpcdc.mysql.errors import is_access_denied, refused
+from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.verify import VerifyOptions, verify
+
+
+def run(
+    settings: Settings,
+    *,
+    topic: str | None = None,
+    blog_id: int | None = None,
+    wait: float = 60.0,
+    recheck_delay: float = 3.0,
+    as_json: bool = False,
+    max_report: int = 20,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Verify, print the report; raise VerifyFailed when the topic differs."""
+    report = check_topic(
+        settings, topic=topic, blog_id=blog_id, wait=wait, recheck_delay=recheck_delay
+    )
+    echo(report.as_json(max_report) if as_json else report.as_text(max_report))
+    if not report.ok:
+        raise VerifyFailed(
+            f"{len(report.differences)} posts differ between topic {report.topic} and the database"
+        )
+
+
+def check_topic(
+    settings: Settings,
+    *,
+    topic: str | None = None,
+    blog_id: int | None = None,
+    wait: float = 60.0,
+    recheck_delay: float = 3.0,
+) -> VerifyReport:
+    """Verify the topic (default ``kafka.topic``) against the configured database."""
+    name = topic or settings.kafka.topic
+    store = FileCheckpointStore(settings.checkpoint.path)
+
+    def saved_position() -> Position | None:
+        saved = store.load()
+        return saved.position if saved is not None else None
+
+    options = VerifyOptions(
+        topic=name,
+        database=settings.mysql.database,
+        config=settings.fold.to_config(),
+        blog_id=blog_id,
+        wait=wait,
+        recheck_delay=recheck_delay,
+    )
+    mysql = settings.mysql
+    try:
+        return verify(
+            database=MysqlDatabase(mysql, options.config),
+            topic=KafkaTopic(settings.kafka, name),
+            checkpoint=saved_position,
+            options=options,
+        )
+    except pymysql.err.MySQLError as exc:
+        if is_access_denied(exc):
+            raise refused(exc) from None
+        message = exc.args[-1] if exc.args else type(exc).__name__
+        raise WpcdcError(
+            f"cannot read the database at {mysql.host}:{mysql.port}: {message}"
+        ) from None
+    except OSError as exc:
+        raise WpcdcError(f"cannot read the database at {mysql.host}:{mysql.port}: {exc}") from None

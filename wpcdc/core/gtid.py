@@ -1,0 +1,122 @@
+"""The GTID state of a binlog position: the set of transactions executed up to it.
+
+This module owns parsing and extending that set in the server's own notation
+(MariaDB ``domain-server-seq`` lists, MySQL ``uuid:intervals``), so that a
+position can carry it and a GTID-based resume can rely on it. Pure: no I/O
+(problems are logged on ``wpcdc.source``, the binlog source's logger).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+logger = logging.getLogger("wpcdc.source")
+
+_MARIADB_GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
+_MYSQL_GTID = re.compile(r"^([0-9a-fA-F-]{36}):(\d+)$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class GtidState:
+    """The GTID set executed up to the current position, in the server's notation.
+
+    MariaDB: the last ``domain-server-seq`` per domain, like ``@@gtid_binlog_pos``
+    ("0-1-42,1-2-7"). MySQL: ``uuid:1-42:50-60`` intervals, like
+    ``@@gtid_executed``. The state is only as good as its base: built on an
+    unknown base (``None``) it stays unknown, because a set holding only the
+    GTIDs seen since would tell a GTID-based resume to replay everything before
+    them. A MariaDB GTID list event (at the start of each binlog file) gives a
+    complete base. MySQL tagged GTIDs (8.3+) are not parsed: they make the state
+    unknown.
+    """
+
+    def __init__(self, gtid_set: str | None) -> None:
+        self._known = False
+        self._mariadb: dict[int, tuple[int, int]] = {}
+        self._mysql: dict[str, list[list[int]]] = {}
+        self.reset(gtid_set)
+
+    @property
+    def known(self) -> bool:
+        return self._known
+
+    def reset(self, gtid_set: str | None) -> None:
+        """Replace the state with ``gtid_set`` (None or unparseable: unknown)."""
+        self._mariadb, self._mysql = {}, {}
+        self._known = gtid_set is not None
+        if gtid_set is None:
+            return
+        for item in gtid_set.replace("\n", "").split(","):
+            item = item.strip()
+            if item and not self._parse(item):
+                logger.warning("GTID set %r is not understood; GTID tracking is off", gtid_set)
+                self.forget()
+                return
+
+    def _parse(self, item: str) -> bool:
+        match = _MARIADB_GTID.match(item)
+        if match:
+            domain, server, seq = (int(g) for g in match.groups())
+            self._add_mariadb(domain, server, seq)
+            return True
+        uuid, _, intervals = item.partition(":")
+        if not _UUID.match(uuid) or not intervals:
+            return False
+        for interval in intervals.split(":"):
+            first, _, last = interval.partition("-")
+            if not first.isdigit() or (last and not last.isdigit()):
+                return False  # tagged GTIDs ("uuid:tag:1-5") among others
+            self._add_mysql(uuid.lower(), int(first), int(last or first))
+        return True
+
+    def forget(self) -> None:
+        self._known = False
+        self._mariadb, self._mysql = {}, {}
+
+    def add(self, gtid: str) -> None:
+        """Record a committed transaction's GTID ("0-1-42" or "uuid:42")."""
+        if not self._known:
+            return
+        match = _MARIADB_GTID.match(gtid)
+        if match:
+            domain, server, seq = (int(g) for g in match.groups())
+            self._add_mariadb(domain, server, seq)
+            return
+        match = _MYSQL_GTID.match(gtid)
+        if match:
+            self._add_mysql(match.group(1).lower(), int(match.group(2)), int(match.group(2)))
+            return
+        logger.warning("GTID %r is not understood; GTID tracking is off", gtid)
+        self.forget()
+
+    def _add_mariadb(self, domain: int, server: int, seq: int) -> None:
+        current = self._mariadb.get(domain)
+        # A GTID list may name several servers per domain; the position is the latest.
+        if current is None or seq >= current[1]:
+            self._mariadb[domain] = (server, seq)
+
+    def _add_mysql(self, uuid: str, first: int, last: int) -> None:
+        intervals = self._mysql.setdefault(uuid, [])
+        # The common case: the next number of the last interval.
+        if intervals and intervals[-1][0] <= first and first <= intervals[-1][1] + 1:
+            intervals[-1][1] = max(intervals[-1][1], last)
+            return
+        intervals.append([first, last])
+        intervals.sort()
+        merged: list[list[int]] = []
+        for start, end in intervals:
+            if merged and start <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self._mysql[uuid] = merged
+
+    @property
+    def value(self) -> str | None:
+        if not self._known:
+            return None
+        parts = [f"{d}-{s}-{n}" for d, (s, n) in sorted(self._mariadb.items())]
+        for uuid, intervals in sorted(self._mysql.items()):
+            parts.append(uuid + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in intervals))
+        return ",".join(parts)

@@ -1,0 +1,108 @@
+"""Sending closed fold groups, and turning the broker's acknowledgements into ack tracking.
+
+This module owns the way out of the pipeline: each event of a closed group
+becomes one record (:func:`wpcdc.core.records.encode`), goes to the sink, and
+its delivery callback tells the :class:`~wpcdc.core.acks.AckTracker` (which
+decides how far the checkpoint may go: promise "checkpoint after ack",
+docs/ARCHITECTURE.md). The first delivery that fails is latched: the pipeline
+ends with :class:`DeliveryFailed` and is rebuilt from the checkpoint (promise
+"loud failure"). It also counts what it sends in the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.errors import DeliveryFailed
+from wpcdc.core.events import Event, MetaData
+from wpcdc.core.fold import ClosedGroup
+from wpcdc.core.records import Headers, encode
+from wpcdc.runtime.metrics import Metrics
+
+log = logging.getLogger("wpcdc.stream")
+
+
+class Sink(Protocol):
+    """Where records go (wpcdc.kafka.sink.KafkaSink); the future resolves on acknowledgement."""
+
+    async def send(
+        self, key: bytes, value: bytes, headers: Headers | None = None
+    ) -> asyncio.Future[None]: ...
+
+    async def flush(self) -> None: ...
+
+    def max_value_size(self, key: bytes, headers: Headers | None = None) -> int: ...
+
+
+class Sender:
+    """Sends closed groups through ``sink`` and tracks their acknowledgement."""
+
+    def __init__(
+        self, *, sink: Sink, tracker: AckTracker, source_name: str, metrics: Metrics
+    ) -> None:
+        self._sink = sink
+        self._tracker = tracker
+        self._source_name = source_name
+        self._metrics = metrics
+        self._failure: DeliveryFailed | None = None
+        self._failed = asyncio.Event()
+
+    async def send(self, group: ClosedGroup) -> None:
+        """Send every event of ``group``; returns once they are in the sink's buffer."""
+        group_id = self._tracker.track(group)
+        for event in group.events:
+            record = encode(event, self._source_name, self._sink.max_value_size)
+            if isinstance(event.data, MetaData):
+                errors = sum(1 for change in event.data.changes if change.error is not None)
+                if errors:
+                    self._metrics.meta_decode_errors.inc(errors)
+            if record.omitted:
+                self._metrics.oversize.labels(event.type).inc()
+                log.warning(
+                    "event %s (%s) exceeds kafka.max_message_bytes: sent without %s",
+                    event.id,
+                    event.type,
+                    ", ".join(record.omitted),
+                )
+            future = await self._sink.send(record.key, record.value, record.headers)
+            future.add_done_callback(self._on_delivery(group_id, event))
+
+    def _on_delivery(self, group_id: int, event: Event) -> Callable[[asyncio.Future[None]], None]:
+        def done(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                self._fail(DeliveryFailed(f"delivery of {event.id} was cancelled"))
+                return
+            error = future.exception()
+            if error is not None:
+                self._fail(
+                    DeliveryFailed(f"the broker did not acknowledge event {event.id}: {error}")
+                )
+                return
+            self._tracker.ack(group_id)
+            self._metrics.events.labels(event.type).inc()
+
+        return done
+
+    def _fail(self, error: DeliveryFailed) -> None:
+        if self._failure is None:
+            self._failure = error
+            self._failed.set()
+
+    async def failed(self) -> None:
+        """Returns once a delivery has failed."""
+        await self._failed.wait()
+
+    def raise_on_failure(self) -> None:
+        """Raise the first delivery failure, if there was one."""
+        if self._failure is not None:
+            raise self._failure
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until what was sent is acknowledged or failed."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sink.flush(), timeout)
