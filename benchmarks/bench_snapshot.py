@@ -101,12 +101,11 @@ def read_and_serialize(port: int) -> None:
     from wpcdc.config.settings import FoldSettings, MysqlSettings
     from wpcdc.core.derive import AUTO_DRAFT
     from wpcdc.core.events import serialize
-    from wpcdc.core.fold import FoldConfig
     from wpcdc.core.snapshot_events import snapshot_event, wanted
     from wpcdc.mysql.consistent import ConsistentSnapshot
 
     mysql = MysqlSettings(port=port, user="root", database=DATABASE)
-    fold = FoldConfig.from_settings(FoldSettings())
+    fold = FoldSettings().to_config()
     snapshot = ConsistentSnapshot.open(
         mysql, exclude_post_types=sorted(fold.ignored_post_types), exclude_statuses=[AUTO_DRAFT]
     )

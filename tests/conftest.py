@@ -1,12 +1,15 @@
 """Fixtures shared by every test: a clean WPCDC_* environment and the real servers.
 
 The servers start lazily: a unit-test run starts none of them. See
-tests/support/infra.py for how each one is chosen.
+tests/support/infra.py for how each one is chosen. The servers are shared by the
+session; each test gets its own database, topic and `wpcdc run`. ``stack`` and
+``wp_stack`` hand a test all of these as one value (tests/support/stack.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from tests.support.infra import (
     start_kafka,
     start_mysql,
 )
+from tests.support.stack import Stack, WordPressStack
 from tests.support.streaming import Streamer, wpcdc_env
 from tests.support.wordpress import install_wordpress
 from wpcdc.local.wordpress import WordPressSite
@@ -127,3 +131,31 @@ def streamer(
     process = Streamer(env=env, workdir=tmp_path)
     yield process
     process.close()
+
+
+@pytest.fixture
+def stack(
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    kafka_broker: KafkaEndpoint,
+    kafka_topic: str,
+    tmp_path: Path,
+    streamer: Streamer,
+) -> Stack:
+    """This test's database and topic on the shared servers, its working directory and
+    its `wpcdc run` (not started); each part is torn down by its own fixture."""
+    return Stack(
+        server=mysql_server,
+        database=mysql_database,
+        broker=kafka_broker,
+        topic=kafka_topic,
+        workdir=tmp_path,
+        streamer=streamer,
+    )
+
+
+@pytest.fixture
+def wp_stack(stack: Stack, wordpress: WordPressSite) -> WordPressStack:
+    """The stack with a real WordPress installed in its database."""
+    parts = {f.name: getattr(stack, f.name) for f in dataclasses.fields(stack)}
+    return WordPressStack(**parts, wordpress=wordpress)

@@ -1,4 +1,5 @@
-"""Bad or big data never stops the stream (DESIGN promise 7), and stopping is clean."""
+"""Bad or big data never stops the stream (promise "loud failure", docs/ARCHITECTURE.md),
+and stopping is clean."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import time
 
 import pytest
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
-from tests.support.streaming import Streamer, events_of, read_topic
-from wpcdc.local.wordpress import WordPressSite
+from tests.support.stack import WordPressStack
+from tests.support.streaming import events_of
 
 pytestmark = pytest.mark.integration
 
@@ -16,14 +16,10 @@ MALFORMED = 'a:2:{s:4:"name";s:9:"too short";s:3:"url";s:20:"http://example.com"
 
 
 def test_malformed_meta_emoji_title_and_5mb_body_are_streamed_per_policy(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
+    wp_stack: WordPressStack,
 ) -> None:
-    streamer.start()
-    post_id = wordpress.php(
+    wp_stack.streamer.start()
+    post_id = wp_stack.wordpress.php(
         """
         global $wpdb;
         $id = wp_insert_post(['post_title' => 'Grüße 😀🎉 naïve', 'post_status' => 'publish'], true);
@@ -39,8 +35,8 @@ def test_malformed_meta_emoji_title_and_5mb_body_are_streamed_per_policy(
         """,
         {"malformed": MALFORMED},
     )
-    streamer.wait_caught_up(mysql_server)
-    events = events_of(read_topic(kafka_broker.bootstrap_servers, kafka_topic), f"post/{post_id}")
+    wp_stack.wait_caught_up()
+    events = events_of(wp_stack.read_topic(), f"post/{post_id}")
     types = [e["type"] for e in events]
     assert types == [
         "post_created",
@@ -60,15 +56,14 @@ def test_malformed_meta_emoji_title_and_5mb_body_are_streamed_per_policy(
     assert big["data"]["post"]["content"] is None
     assert big["data"]["omitted"] == ["post.content"]
     assert after["data"]["post"]["title"] == "Still streaming 🚀"
-    assert "exceeds kafka.max_message_bytes" in streamer.log_text()
-    assert streamer.stop() == 0
+    assert "exceeds kafka.max_message_bytes" in wp_stack.streamer.log_text()
+    assert wp_stack.streamer.stop() == 0
 
 
-def test_sigterm_flushes_checkpoints_and_exits_0_within_10s(
-    wordpress: WordPressSite, mysql_server: MysqlEndpoint, streamer: Streamer
-) -> None:
+def test_sigterm_flushes_checkpoints_and_exits_0_within_10s(wp_stack: WordPressStack) -> None:
+    streamer = wp_stack.streamer
     streamer.start()
-    wordpress.php(
+    wp_stack.wordpress.php(
         "for ($i = 0; $i < 50; $i++) { wp_insert_post(['post_title' => \"p$i\", 'post_status' => 'publish']); } return true;"
     )
     started = time.monotonic()
@@ -80,5 +75,5 @@ def test_sigterm_flushes_checkpoints_and_exits_0_within_10s(
     # A restart resumes from that checkpoint and catches up with the rest.
     streamer.start()
     assert f"resuming at {saved.position}" in streamer.log_text()
-    streamer.wait_caught_up(mysql_server)
+    wp_stack.wait_caught_up()
     assert streamer.stop() == 0

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.infra import MysqlEndpoint
-from tests.support.streaming import Streamer, events_of, read_topic
-from wpcdc.local.wordpress import WordPressSite
+from tests.support.stack import WordPressStack
+from tests.support.streaming import events_of
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +46,17 @@ def lookup(value: Any, path: str) -> Any:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_golden_scenario(
-    scenario: Path,
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_topic: str,
-) -> None:
+def test_golden_scenario(scenario: Path, wp_stack: WordPressStack) -> None:
     spec = tomllib.loads(scenario.read_text())
-    site = wordpress
+    site = wp_stack.wordpress
     if spec.get("multisite"):
-        site = wordpress.enable_multisite()
+        site = wp_stack.wordpress.enable_multisite()
         assert site.create_blog("two", "Blog two") == 2
     setup = site.php(spec["setup"]) if "setup" in spec else None
 
-    streamer.start()
+    wp_stack.streamer.start()
     result = site.php(spec["action"], setup)
-    streamer.wait_caught_up(mysql_server)
+    wp_stack.wait_caught_up()
 
     # The post is what setup returned (or its `post` key), else what the action returned.
     post_id = setup if "setup" in spec else result
@@ -72,7 +65,7 @@ def test_golden_scenario(
     assert isinstance(post_id, int), f"no post id from setup {setup!r} or action {result!r}"
     blog = spec.get("blog", 1)
     subject = f"post/{post_id}" if blog == 1 else f"blog/{blog}/post/{post_id}"
-    records = read_topic(streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"], kafka_topic)
+    records = wp_stack.read_topic()
     events = events_of(records, subject)
 
     expected = spec["expect"]
@@ -94,4 +87,4 @@ def test_golden_scenario(
         assert event["subject"] == subject
     keys = {r.key for r in records if r.event["subject"] == subject}
     assert keys == {f"{blog}:{post_id}".encode()}
-    assert streamer.stop() == 0
+    assert wp_stack.streamer.stop() == 0

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
-from tests.support.streaming import Streamer, events_of, read_topic
-from wpcdc.local.wordpress import WordPressSite
+from tests.support.stack import WordPressStack
+from tests.support.streaming import events_of
 
 pytestmark = pytest.mark.integration
 
@@ -23,22 +22,16 @@ def essence(event: dict[str, Any]) -> tuple[Any, ...]:
     return (event["type"], data["changed"], {k: data["post"][k] for k in data["changed"]})
 
 
-def test_sql_and_wordpress_api_changes_give_the_same_events(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-) -> None:
-    ids = wordpress.php(
+def test_sql_and_wordpress_api_changes_give_the_same_events(wp_stack: WordPressStack) -> None:
+    ids = wp_stack.wordpress.php(
         """
         $make = fn($t) => wp_insert_post(['post_title' => $t, 'post_status' => 'publish'], true);
         wp_insert_term('shared', 'post_tag');
         return [$make('via api'), $make('via sql')];
         """
     )
-    streamer.start()
-    wordpress.php(
+    wp_stack.streamer.start()
+    wp_stack.wordpress.php(
         """
         global $wpdb;
         [$api, $sql] = $args;
@@ -56,9 +49,9 @@ def test_sql_and_wordpress_api_changes_give_the_same_events(
         """,
         ids,
     )
-    streamer.wait_caught_up(mysql_server)
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    wp_stack.wait_caught_up()
+    records = wp_stack.read_topic()
     via_api, via_sql = (events_of(records, f"post/{post_id}") for post_id in ids)
     assert [e["type"] for e in via_api] == ["post_updated", "post_meta_changed", "taxonomy_changed"]
     assert [essence(e) for e in via_api] == [essence(e) for e in via_sql]
-    assert streamer.stop() == 0
+    assert wp_stack.streamer.stop() == 0

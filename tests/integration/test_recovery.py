@@ -16,6 +16,7 @@ import pytest
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from tests.support.materialize import compare_with_database, deduplicate, materialize
 from tests.support.proxy import CuttableProxy
+from tests.support.stack import WordPressStack
 from tests.support.streaming import Streamer, binlog_end, read_topic, wpcdc_env
 from tests.support.wordpress import BackgroundPhp, install_wordpress
 from wpcdc.local.broker import TansuBroker
@@ -60,17 +61,11 @@ def assert_topic_matches_database(
     return len(records)
 
 
-def test_kill_9_mid_stream_then_restart_loses_nothing(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-    streamer: Streamer,
-) -> None:
+def test_kill_9_mid_stream_then_restart_loses_nothing(wp_stack: WordPressStack) -> None:
+    streamer = wp_stack.streamer
     streamer.start()
     # 250 creates + 250 x 8 rounds x ~2.5 changes: about 5,000 WordPress changes.
-    background = writer(wordpress, posts=250, rounds=8)
+    background = writer(wp_stack.wordpress, posts=250, rounds=8)
     background.start()
     start = streamer.checkpoint()
     assert start is not None
@@ -84,11 +79,11 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     time.sleep(1)
     streamer.start()
     ids = background.finish()
-    final = streamer.wait_caught_up(mysql_server, timeout=120)
+    final = wp_stack.wait_caught_up(timeout=120)
     assert crashed_at is not None and crashed_at.position.key() < final.position.key()
     assert streamer.stop() == 0
     count = assert_topic_matches_database(
-        mysql_server, mysql_database, kafka_broker.bootstrap_servers, kafka_topic, ids
+        wp_stack.server, wp_stack.database, wp_stack.broker.bootstrap_servers, wp_stack.topic, ids
     )
     assert count >= 250 * 8  # every round changed every post
 
@@ -134,26 +129,24 @@ def test_mariadb_restart_mid_stream_loses_nothing(
 
 
 def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    streamer: Streamer,
-    kafka_topic: str,
-    tmp_path: Path,
+    wp_stack: WordPressStack,
 ) -> None:
+    streamer = wp_stack.streamer
     proxy_port, broker_port = free_port(), free_port()
-    broker = TansuBroker.start(tmp_path / "broker", port=broker_port, advertised_port=proxy_port)
+    broker = TansuBroker.start(
+        wp_stack.workdir / "broker", port=broker_port, advertised_port=proxy_port
+    )
     proxy = CuttableProxy(proxy_port, broker_port)
     proxy.start()
     bootstrap = f"127.0.0.1:{proxy_port}"
     try:
         streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
         streamer.start()
-        background = writer(wordpress, posts=60, rounds=6, pause_ms=20)
+        background = writer(wp_stack.wordpress, posts=60, rounds=6, pause_ms=20)
         background.start()
         time.sleep(3)
         proxy.cut()
-        cut_at = binlog_end(mysql_server)
+        cut_at = binlog_end(wp_stack.server)
         highest = None
         outage_end = time.monotonic() + 30
         while time.monotonic() < outage_end:
@@ -166,11 +159,13 @@ def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
             time.sleep(0.5)
         proxy.restore()
         ids = background.finish()
-        final = streamer.wait_caught_up(mysql_server, timeout=120)
+        final = wp_stack.wait_caught_up(timeout=120)
         assert highest is not None and highest.key() < final.position.key()
         assert "restarting from the checkpoint" in streamer.log_text()
         assert streamer.stop() == 0
-        assert_topic_matches_database(mysql_server, mysql_database, bootstrap, kafka_topic, ids)
+        assert_topic_matches_database(
+            wp_stack.server, wp_stack.database, bootstrap, wp_stack.topic, ids
+        )
     finally:
         proxy.cut()
         broker.stop()

@@ -3,41 +3,25 @@ never landing after a newer change of the same post."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
-from tests.support.streaming import Streamer, events_of, read_topic
+from tests.support.stack import Stack, WordPressStack
+from tests.support.streaming import events_of
 from tests.support.wordpress import BackgroundPhp
-from wpcdc.local.wordpress import WordPressSite
 
 pytestmark = pytest.mark.integration
 
 
-def resnapshot(streamer: Streamer, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "wpcdc", "resnapshot", *args],
-        env=streamer.env,
-        cwd=streamer.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def resnapshot(stack: Stack, *args: str) -> None:
+    result = stack.wpcdc("resnapshot", *args, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "re-snapshot request" in result.stdout
 
 
-def test_requested_posts_are_re_emitted_whole(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-) -> None:
-    ids = wordpress.php(
+def test_requested_posts_are_re_emitted_whole(wp_stack: WordPressStack) -> None:
+    ids = wp_stack.wordpress.php(
         """
         $ids = [];
         for ($i = 0; $i < 7; $i++) {
@@ -47,13 +31,13 @@ def test_requested_posts_are_re_emitted_whole(
         return $ids;
         """
     )
-    streamer.start()
-    resnapshot(streamer, "--post", str(ids[0]), "--post", str(ids[1]))
-    resnapshot(streamer, "--ids", f"{ids[2]}:{ids[6]}")
-    streamer.wait_caught_up(mysql_server)
+    wp_stack.streamer.start()
+    resnapshot(wp_stack, "--post", str(ids[0]), "--post", str(ids[1]))
+    resnapshot(wp_stack, "--ids", f"{ids[2]}:{ids[6]}")
+    wp_stack.wait_caught_up()
     time.sleep(1)
-    streamer.wait_caught_up(mysql_server)
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    wp_stack.wait_caught_up()
+    records = wp_stack.read_topic()
     snapshots = [r.event for r in records if r.event["type"] == "post_snapshot"]
     assert sorted(e["data"]["post_id"] for e in snapshots) == sorted(ids)
     for event in snapshots:
@@ -63,27 +47,22 @@ def test_requested_posts_are_re_emitted_whole(
         assert data["post"]["title"] == f"r{index}"
         assert sorted(t["slug"] for t in data["terms"]) == [f"tag{index}", "uncategorized"]
         assert [(m["key"], m["value"]) for m in data["meta"]] == [("n", str(index))]
-    done = mysql_server.execute(
-        "SELECT COUNT(*) FROM wp_wpcdc_signal WHERE kind = 'snapshot' AND done_at IS NOT NULL",
-        wordpress.database,
+    done = wp_stack.execute(
+        "SELECT COUNT(*) FROM wp_wpcdc_signal WHERE kind = 'snapshot' AND done_at IS NOT NULL"
     )
     assert done == [(2,)]
-    assert streamer.stop() == 0
+    assert wp_stack.streamer.stop() == 0
 
 
 def test_resnapshot_of_a_post_edited_at_the_same_moment_ends_with_the_newer_state(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
+    wp_stack: WordPressStack,
 ) -> None:
-    post_id = wordpress.php(
+    post_id = wp_stack.wordpress.php(
         "return wp_insert_post(['post_title' => 'v0', 'post_status' => 'publish'], true);"
     )
-    streamer.start()
+    wp_stack.streamer.start()
     editing = BackgroundPhp(
-        wordpress,
+        wp_stack.wordpress,
         """
         global $wpdb;
         for ($i = 1; $i <= 400; $i++) {
@@ -96,14 +75,12 @@ def test_resnapshot_of_a_post_edited_at_the_same_moment_ends_with_the_newer_stat
     )
     editing.start()
     for _ in range(8):  # requests land in the middle of the edits
-        resnapshot(streamer, "--post", str(post_id))
+        resnapshot(wp_stack, "--post", str(post_id))
         time.sleep(0.25)
     editing.finish(120)
-    streamer.wait_caught_up(mysql_server)
-    events = events_of(read_topic(kafka_broker.bootstrap_servers, kafka_topic), f"post/{post_id}")
-    final = mysql_server.execute(
-        f"SELECT post_title FROM wp_posts WHERE ID = {post_id}", wordpress.database
-    )[0][0]
+    wp_stack.wait_caught_up()
+    events = events_of(wp_stack.read_topic(), f"post/{post_id}")
+    final = wp_stack.execute(f"SELECT post_title FROM wp_posts WHERE ID = {post_id}")[0][0]
     assert final == "v400"
     titles = [int(e["data"]["post"]["title"][1:]) for e in events]
     snapshots = [e for e in events if e["type"] == "post_snapshot"]
@@ -112,4 +89,4 @@ def test_resnapshot_of_a_post_edited_at_the_same_moment_ends_with_the_newer_stat
     # re-snapshot never lands after a newer streamed change, nor goes back in time.
     assert titles == sorted(titles), titles
     assert events[-1]["data"]["post"]["title"] == final
-    assert streamer.stop() == 0
+    assert wp_stack.streamer.stop() == 0

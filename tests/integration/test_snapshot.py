@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
+from tests.support.infra import MysqlEndpoint
 from tests.support.materialize import compare_with_database, deduplicate, materialize
-from tests.support.streaming import Record, Streamer, binlog_end, read_topic
+from tests.support.stack import Stack, WordPressStack
+from tests.support.streaming import Record, binlog_end
 from tests.support.wordpress import BackgroundPhp
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.positions import Position
@@ -88,20 +89,13 @@ WANTED = (
 
 
 def snapshot_cli(
-    streamer: Streamer, *args: str, timeout: float = 180
+    stack: Stack, *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wpcdc", "snapshot", *args],
-        env=streamer.env,
-        cwd=streamer.workdir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return stack.wpcdc("snapshot", *args, timeout=timeout)
 
 
-def wanted_ids(server: MysqlEndpoint, database: str, table: str = "wp_posts") -> set[int]:
-    return {int(row[0]) for row in server.execute(WANTED.format(table=table), database)}
+def wanted_ids(stack: Stack, table: str = "wp_posts") -> set[int]:
+    return {int(row[0]) for row in stack.execute(WANTED.format(table=table))}
 
 
 def snapshots_by_post(records: list[Record]) -> dict[tuple[int, int], list[dict[str, Any]]]:
@@ -130,14 +124,9 @@ def assert_partition_order_follows_the_binlog(records: list[Record]) -> None:
 
 
 def test_snapshot_emits_every_post_once_and_run_continues_from_its_position(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-    streamer: Streamer,
+    wp_stack: WordPressStack,
 ) -> None:
-    site = wordpress.enable_multisite()
+    site = wp_stack.wordpress.enable_multisite()
     blog = site.create_blog("/second/", "Second")
     ids = site.php(CREATE_POSTS, {"posts": 150})
     extra = site.php(
@@ -158,24 +147,24 @@ def test_snapshot_emits_every_post_once_and_run_continues_from_its_position(
         """,
         {"ids": ids, "blog": blog},
     )
-    expected = {(1, i) for i in wanted_ids(mysql_server, mysql_database)}
-    expected |= {(blog, i) for i in wanted_ids(mysql_server, mysql_database, f"wp_{blog}_posts")}
+    expected = {(1, i) for i in wanted_ids(wp_stack)}
+    expected |= {(blog, i) for i in wanted_ids(wp_stack, f"wp_{blog}_posts")}
     assert (1, extra["auto_draft"]) not in expected and (1, extra["page"]) in expected
 
-    done = snapshot_cli(streamer, "--chunk-size", "40")
+    done = snapshot_cli(wp_stack, "--chunk-size", "40")
     assert done.returncode == 0, done.stderr
     assert f"emitted {len(expected)} post_snapshot events" in done.stdout
 
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    records = wp_stack.read_topic()
     found = snapshots_by_post(records)
     assert set(found) == expected
     assert all(len(events) == 1 for events in found.values())
     positions = {position_of(events[0]) for events in found.values()}
     assert len(positions) == 1
     (position,) = positions
-    checkpoint = streamer.checkpoint()
+    checkpoint = wp_stack.streamer.checkpoint()
     assert checkpoint is not None and checkpoint.position.key() == position.key()
-    assert checkpoint.covered_ranges == () and position <= binlog_end(mysql_server)
+    assert checkpoint.covered_ranges == () and position <= binlog_end(wp_stack.server)
 
     first = found[(1, extra["first"])][0]
     assert first["data"]["post"]["content"] == "Second version"
@@ -189,37 +178,30 @@ def test_snapshot_emits_every_post_once_and_run_continues_from_its_position(
     assert all(t["resolved"] for t in first["data"]["terms"])
     assert found[(blog, 1)][0]["subject"] == f"blog/{blog}/post/1"
 
-    streamer.start()
-    assert f"resuming at {position}" in streamer.log_text()
+    wp_stack.streamer.start()
+    assert f"resuming at {position}" in wp_stack.streamer.log_text()
     site.php(
         "wp_update_post(['ID' => $args['id'], 'post_title' => 'After the snapshot']);",
         {"id": ids[5]},
     )
-    streamer.wait_caught_up(mysql_server)
-    assert streamer.stop() == 0
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    wp_stack.wait_caught_up()
+    assert wp_stack.streamer.stop() == 0
+    records = wp_stack.read_topic()
     events = [r.event for r in records if r.event["subject"] == f"post/{ids[5]}"]
     assert [e["type"] for e in events] == ["post_snapshot", "post_updated"]
     assert events[1]["data"]["before"]["title"] == events[0]["data"]["post"]["title"] == "Post 5"
     assert events[1]["sequence"] > events[0]["sequence"]
 
 
-def test_killed_snapshot_resumes_where_it_stopped(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-    streamer: Streamer,
-) -> None:
+def test_killed_snapshot_resumes_where_it_stopped(wp_stack: WordPressStack) -> None:
     chunk = 50
-    ids = wordpress.php(CREATE_POSTS, {"posts": 800})
-    wanted = wanted_ids(mysql_server, mysql_database)
-    state_file = Path(str(streamer.checkpoint_path) + ".snapshot")
+    ids = wp_stack.wordpress.php(CREATE_POSTS, {"posts": 800})
+    wanted = wanted_ids(wp_stack)
+    state_file = Path(str(wp_stack.streamer.checkpoint_path) + ".snapshot")
     process = subprocess.Popen(
         [sys.executable, "-m", "wpcdc", "snapshot", "--chunk-size", str(chunk)],
-        env=streamer.env,
-        cwd=streamer.workdir,
+        env=wp_stack.streamer.env,
+        cwd=wp_stack.workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -241,17 +223,10 @@ def test_killed_snapshot_resumes_where_it_stopped(
     assert not state.done and done_through is not None and done_through < max(ids)
     in_flight = {i for record in state.in_flight for i in record.post_ids}
     assert len(in_flight) <= chunk
-    sent_before = snapshots_by_post(read_topic(kafka_broker.bootstrap_servers, kafka_topic))
+    sent_before = snapshots_by_post(wp_stack.read_topic())
 
     # `wpcdc run` refuses to start while the snapshot is unfinished.
-    refused = subprocess.run(
-        [sys.executable, "-m", "wpcdc", "run"],
-        env=streamer.env,
-        cwd=streamer.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = wp_stack.wpcdc("run", timeout=60)
     assert refused.returncode == 1 and "wpcdc snapshot" in refused.stderr
 
     # Changes between the runs: in a done chunk, in a resumed chunk, and the
@@ -259,7 +234,7 @@ def test_killed_snapshot_resumes_where_it_stopped(
     in_done = min(i for i in ids if i <= done_through)
     resumed = max(ids)
     gone = min(in_flight) if in_flight else None
-    wordpress.php(
+    wp_stack.wordpress.php(
         """
         wp_update_post(['ID' => $args['done'], 'post_title' => 'changed in a done chunk']);
         wp_update_post(['ID' => $args['resumed'], 'post_title' => 'changed in a resumed chunk']);
@@ -268,11 +243,11 @@ def test_killed_snapshot_resumes_where_it_stopped(
         """,
         {"done": in_done, "resumed": resumed, "gone": gone},
     )
-    second = snapshot_cli(streamer, "--chunk-size", str(chunk))
+    second = snapshot_cli(wp_stack, "--chunk-size", str(chunk))
     assert second.returncode == 0, second.stderr
     assert "resuming the snapshot" in second.stderr
 
-    checkpoint = streamer.checkpoint()
+    checkpoint = wp_stack.streamer.checkpoint()
     assert checkpoint is not None and checkpoint.position == state.position
     assert checkpoint.covered_ranges, "the resumed part must be covered"
     # From the first unacknowledged ID on, but for the deleted in-flight post (sent at P).
@@ -281,13 +256,13 @@ def test_killed_snapshot_resumes_where_it_stopped(
     assert not any(r.low <= (gone or 0) <= r.high for r in checkpoint.covered_ranges)
     assert checkpoint.covered_ranges[-1].high == MAX_POST_ID
 
-    streamer.start()
-    wordpress.php(
+    wp_stack.streamer.start()
+    wp_stack.wordpress.php(
         "wp_update_post(['ID' => $args['id'], 'post_title' => 'while streaming']);", {"id": resumed}
     )
-    streamer.wait_caught_up(mysql_server)
-    assert streamer.stop() == 0
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    wp_stack.wait_caught_up()
+    assert wp_stack.streamer.stop() == 0
+    records = wp_stack.read_topic()
     found = snapshots_by_post(records)
 
     # Every post once, but the in-flight chunk's: sent at P, then again at P2.
@@ -320,48 +295,42 @@ def test_killed_snapshot_resumes_where_it_stopped(
         assert by_subject[gone][-1] == "post_deleted"
     assert_partition_order_follows_the_binlog(records)
     states = materialize(deduplicate(records))
-    problems = compare_with_database(states, mysql_server, mysql_database, sorted(wanted))
+    problems = compare_with_database(states, wp_stack.server, wp_stack.database, sorted(wanted))
     assert problems == [], "\n".join(problems[:20])
 
 
 def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-    streamer: Streamer,
-    tmp_path: Path,
+    wp_stack: WordPressStack,
 ) -> None:
-    ids = wordpress.php(CREATE_POSTS, {"posts": 2000})
-    stop = tmp_path / "stop-writer"
+    ids = wp_stack.wordpress.php(CREATE_POSTS, {"posts": 2000})
+    stop = wp_stack.workdir / "stop-writer"
     writer = BackgroundPhp(
-        wordpress, WRITER, {"ids": ids, "stop": str(stop), "max": 50_000}, timeout=300
+        wp_stack.wordpress, WRITER, {"ids": ids, "stop": str(stop), "max": 50_000}, timeout=300
     )
-    began = binlog_end(mysql_server)
+    began = binlog_end(wp_stack.server)
     writer.start()
     try:
         deadline = time.monotonic() + 30
-        while binlog_end(mysql_server).pos - began.pos < 50_000:  # the writer is going
+        while binlog_end(wp_stack.server).pos - began.pos < 50_000:  # the writer is going
             assert writer.is_alive() and time.monotonic() < deadline, writer.error
             time.sleep(0.05)
-        done = snapshot_cli(streamer)
+        done = snapshot_cli(wp_stack)
         assert done.returncode == 0, done.stderr
-        during = binlog_end(mysql_server)
+        during = binlog_end(wp_stack.server)
         time.sleep(1)
     finally:
         stop.touch()
         writer.join(120)
     assert writer.finish(0) > 0
-    checkpoint = streamer.checkpoint()
+    checkpoint = wp_stack.streamer.checkpoint()
     assert checkpoint is not None
     # The writer committed before the snapshot's position and while it was read.
     assert began < checkpoint.position < during
 
-    streamer.start()
-    streamer.wait_caught_up(mysql_server, timeout=120)
-    assert streamer.stop() == 0
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    wp_stack.streamer.start()
+    wp_stack.wait_caught_up(timeout=120)
+    assert wp_stack.streamer.stop() == 0
+    records = wp_stack.read_topic()
     found = snapshots_by_post(records)
     assert all(len(events) == 1 for events in found.values())
     assert {position_of(e[0]).key() for e in found.values()} == {checkpoint.position.key()}
@@ -369,19 +338,12 @@ def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
     states = materialize(deduplicate(records))
     # Every post there is, and every post the topic knows (posts deleted before the
     # snapshot's position were never on it, and need not be).
-    posts = sorted(wanted_ids(mysql_server, mysql_database) | set(states))
+    posts = sorted(wanted_ids(wp_stack) | set(states))
     assert len(posts) > 2000
-    problems = compare_with_database(states, mysql_server, mysql_database, posts)
+    problems = compare_with_database(states, wp_stack.server, wp_stack.database, posts)
     assert problems == [], "\n".join(problems[:20])
     # And the operator's proof says the same.
-    verified = subprocess.run(
-        [sys.executable, "-m", "wpcdc", "verify", "--json", "--wait", "30"],
-        env=streamer.env,
-        cwd=streamer.workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    verified = wp_stack.wpcdc("verify", "--json", "--wait", "30", timeout=300)
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
     summary = json.loads(verified.stdout)
     assert (
@@ -462,46 +424,41 @@ def test_the_snapshot_position_splits_commits_exactly(
     assert len({seen for _, seen in points}) > 1, "the writer did not move between snapshots"
 
 
-def test_dry_run_bad_options_and_an_existing_checkpoint(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    mysql_database: str,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-    streamer: Streamer,
-) -> None:
-    wordpress.php(CREATE_POSTS, {"posts": 20})
-    posts = len(wanted_ids(mysql_server, mysql_database))
-    dry = snapshot_cli(streamer, "--dry-run")
+def test_dry_run_bad_options_and_an_existing_checkpoint(wp_stack: WordPressStack) -> None:
+    wp_stack.wordpress.php(CREATE_POSTS, {"posts": 20})
+    posts = len(wanted_ids(wp_stack))
+    dry = snapshot_cli(wp_stack, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert f"would emit {posts} post_snapshot events (blog 1: {posts})" in dry.stdout
-    assert not streamer.checkpoint_path.exists()
-    assert not Path(str(streamer.checkpoint_path) + ".snapshot").exists()
+    assert not wp_stack.streamer.checkpoint_path.exists()
+    assert not Path(str(wp_stack.streamer.checkpoint_path) + ".snapshot").exists()
 
     for bad in (["--ids", "9:1"], ["--chunk-size", "0"], ["--blog", "7"], ["--nope"]):
-        result = snapshot_cli(streamer, *bad)
+        result = snapshot_cli(wp_stack, *bad)
         assert result.returncode == 2, (bad, result.stderr)
-    assert "--blog 7: no such blog" in snapshot_cli(streamer, "--blog", "7").stderr
+    assert "--blog 7: no such blog" in snapshot_cli(wp_stack, "--blog", "7").stderr
 
-    assert snapshot_cli(streamer).returncode == 0
-    first = streamer.checkpoint()
-    wordpress.php("wp_insert_post(['post_title' => 'one more', 'post_status' => 'publish']);")
-    again = snapshot_cli(streamer)
+    assert snapshot_cli(wp_stack).returncode == 0
+    first = wp_stack.streamer.checkpoint()
+    wp_stack.wordpress.php(
+        "wp_insert_post(['post_title' => 'one more', 'post_status' => 'publish']);"
+    )
+    again = snapshot_cli(wp_stack)
     assert again.returncode == 2 and "--force" in again.stderr
-    assert streamer.checkpoint() == first
-    assert "would be refused" in snapshot_cli(streamer, "--dry-run").stdout
+    assert wp_stack.streamer.checkpoint() == first
+    assert "would be refused" in snapshot_cli(wp_stack, "--dry-run").stdout
     # A limited snapshot is a re-emit: allowed, and the checkpoint stays.
-    limited = snapshot_cli(streamer, "--post-type", "post", "--ids", "1:5")
+    limited = snapshot_cli(wp_stack, "--post-type", "post", "--ids", "1:5")
     assert limited.returncode == 0 and "checkpoint is unchanged" in limited.stdout
-    assert streamer.checkpoint() == first
-    forced = snapshot_cli(streamer, "--force")
+    assert wp_stack.streamer.checkpoint() == first
+    forced = snapshot_cli(wp_stack, "--force")
     assert forced.returncode == 0, forced.stderr
-    replaced = streamer.checkpoint()
+    replaced = wp_stack.streamer.checkpoint()
     assert first is not None and replaced is not None and first.position < replaced.position
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+    records = wp_stack.read_topic()
     # Nothing from the dry run: two full snapshots and the limited one.
     reasons = Counter(r.event["data"]["reason"] for r in records)
-    selected = mysql_server.execute(
-        "SELECT COUNT(*) FROM wp_posts WHERE ID <= 5 AND post_type = 'post'", mysql_database
+    selected = wp_stack.execute(
+        "SELECT COUNT(*) FROM wp_posts WHERE ID <= 5 AND post_type = 'post'"
     )[0][0]
     assert reasons == {"initial": 2 * posts + 1, "requested": selected}

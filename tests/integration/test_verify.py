@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import threading
 from typing import Any
 
@@ -19,10 +18,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
-from tests.support.streaming import Record, Streamer, eventually, read_topic
+from tests.support.stack import Stack, WordPressStack
+from tests.support.streaming import Record, eventually
 from wpcdc.core.errors import EXIT_DIFFERENCES
-from wpcdc.local.wordpress import WordPressSite
 
 pytestmark = pytest.mark.integration
 
@@ -66,44 +64,35 @@ COUNTED = (
 )
 
 
-def stream_a_site(
-    wordpress: WordPressSite, mysql_server: MysqlEndpoint, streamer: Streamer, posts: int
-) -> list[int]:
+def stream_a_site(stack: WordPressStack, posts: int) -> list[int]:
     """WordPress's install posts removed, then every post written while `wpcdc run` streams."""
     for table in ("wp_posts", "wp_postmeta", "wp_term_relationships"):
-        mysql_server.execute(f"DELETE FROM {table}", wordpress.database)
-    streamer.start()
-    ids: list[int] = wordpress.php(WRITE, {"posts": posts})
-    streamer.wait_caught_up(mysql_server)
+        stack.execute(f"DELETE FROM {table}")
+    stack.streamer.start()
+    ids: list[int] = stack.wordpress.php(WRITE, {"posts": posts})
+    stack.wait_caught_up()
     return ids
 
 
-def wpcdc_verify(streamer: Streamer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wpcdc", "verify", "--wait", "30", "--recheck-delay", "1", *args],
-        env={**streamer.env, "NO_COLOR": "1"},
-        cwd=streamer.workdir,
-        capture_output=True,
-        text=True,
-        timeout=180,
+def wpcdc_verify(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return stack.wpcdc(
+        "verify", "--wait", "30", "--recheck-delay", "1", *args, env={"NO_COLOR": "1"}, timeout=180
     )
 
 
-def test_a_streamed_site_verifies_clean_in_text_and_json(
-    wordpress: WordPressSite, mysql_server: MysqlEndpoint, streamer: Streamer
-) -> None:
-    stream_a_site(wordpress, mysql_server, streamer, posts=20)
-    ((expected,),) = mysql_server.execute(COUNTED, wordpress.database)
+def test_a_streamed_site_verifies_clean_in_text_and_json(wp_stack: WordPressStack) -> None:
+    stream_a_site(wp_stack, posts=20)
+    ((expected,),) = wp_stack.execute(COUNTED)
     assert expected == 19  # 20 posts, one deleted; the trashed one is still a post
 
-    done = wpcdc_verify(streamer)
+    done = wpcdc_verify(wp_stack)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     for label, value in (("posts in the database", 19), ("matching", 19), ("stale", 0)):
         assert f"  {label:<24} {value}" in lines, done.stdout
     assert "OK: the topic matches the database." in done.stdout
 
-    done = wpcdc_verify(streamer, "--json")
+    done = wpcdc_verify(wp_stack, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = orjson.loads(done.stdout)
     assert report["ok"] is True and report["differences"] == []
@@ -119,18 +108,16 @@ def test_a_streamed_site_verifies_clean_in_text_and_json(
     assert report["warnings"] == []
 
 
-def test_a_site_verifies_clean_while_wordpress_keeps_writing(
-    wordpress: WordPressSite, mysql_server: MysqlEndpoint, streamer: Streamer
-) -> None:
-    ids = stream_a_site(wordpress, mysql_server, streamer, posts=40)
+def test_a_site_verifies_clean_while_wordpress_keeps_writing(wp_stack: WordPressStack) -> None:
+    ids = stream_a_site(wp_stack, posts=40)
     edits: dict[str, Any] = {"ids": ids, "rounds": 3, "pause_ms": 150}
-    writer = threading.Thread(target=wordpress.php, args=(EDIT_ROUNDS, edits), daemon=True)
-    before = streamer.checkpoint()
+    writer = threading.Thread(target=wp_stack.wordpress.php, args=(EDIT_ROUNDS, edits), daemon=True)
+    before = wp_stack.streamer.checkpoint()
     writer.start()
     try:
         # Verify once the edits are flowing through `wpcdc run`, not before.
-        eventually(lambda: streamer.checkpoint() != before, 30, "edits streamed")
-        done = wpcdc_verify(streamer, "--json")
+        eventually(lambda: wp_stack.streamer.checkpoint() != before, 30, "edits streamed")
+        done = wpcdc_verify(wp_stack, "--json")
         assert writer.is_alive(), "the writer finished before verify: nothing was live"
     finally:
         writer.join(300)
@@ -166,28 +153,22 @@ def _last(records: list[Record], kind: str, post_id: int) -> tuple[int, int]:
     ][-1]
 
 
-def test_a_topic_missing_events_is_reported(
-    wordpress: WordPressSite,
-    mysql_server: MysqlEndpoint,
-    streamer: Streamer,
-    kafka_broker: KafkaEndpoint,
-    kafka_topic: str,
-) -> None:
-    ids = stream_a_site(wordpress, mysql_server, streamer, posts=8)
-    records = read_topic(kafka_broker.bootstrap_servers, kafka_topic)
+def test_a_topic_missing_events_is_reported(wp_stack: WordPressStack) -> None:
+    ids = stream_a_site(wp_stack, posts=8)
+    records = wp_stack.read_topic()
     edited, created = ids[4], ids[5]  # post 4 got a title edit; post 5 no post event after
     dropped = {_last(records, "post_updated", edited), _last(records, "post_created", created)}
-    copy = f"{kafka_topic}-copy"
+    copy = f"{wp_stack.topic}-copy"
     asyncio.run(
         _copy(
-            kafka_broker.bootstrap_servers,
+            wp_stack.broker.bootstrap_servers,
             [r for r in records if (r.partition, r.offset) not in dropped],
             copy,
             partitions=3,
         )
     )
 
-    done = wpcdc_verify(streamer, "--topic", copy)
+    done = wpcdc_verify(wp_stack, "--topic", copy)
     assert done.returncode == EXIT_DIFFERENCES, done.stdout + done.stderr
     assert f"stale    post/{edited}  title" in done.stdout
     assert 'title: topic "post 4"  database "post 4 edited"' in done.stdout
@@ -197,17 +178,15 @@ def test_a_topic_missing_events_is_reported(
     )
     assert "2 posts differ" in done.stderr
     # The original topic still matches; a topic that is not there is an error, not a verdict.
-    assert wpcdc_verify(streamer).returncode == 0
-    absent = wpcdc_verify(streamer, "--topic", f"{kafka_topic}-absent")
+    assert wpcdc_verify(wp_stack).returncode == 0
+    absent = wpcdc_verify(wp_stack, "--topic", f"{wp_stack.topic}-absent")
     assert absent.returncode == 1 and "does not exist" in absent.stderr
 
 
-def test_rows_changed_behind_the_binlog_are_reported(
-    wordpress: WordPressSite, mysql_server: MysqlEndpoint, streamer: Streamer
-) -> None:
-    ids = stream_a_site(wordpress, mysql_server, streamer, posts=6)
+def test_rows_changed_behind_the_binlog_are_reported(wp_stack: WordPressStack) -> None:
+    ids = stream_a_site(wp_stack, posts=6)
     retitled, planted = ids[0], ids[4]
-    conn = mysql_server.connect(wordpress.database)
+    conn = wp_stack.server.connect(wp_stack.database)
     try:
         with conn.cursor() as cursor:
             # As a restore or a replica repair would: nothing reaches the binlog.
@@ -224,7 +203,7 @@ def test_rows_changed_behind_the_binlog_are_reported(
     finally:
         conn.close()
 
-    done = wpcdc_verify(streamer)
+    done = wpcdc_verify(wp_stack)
     assert done.returncode == EXIT_DIFFERENCES, done.stdout + done.stderr
     assert f"stale    post/{retitled}  title" in done.stdout
     assert '"Changed behind the binlog"' in done.stdout
@@ -233,7 +212,7 @@ def test_rows_changed_behind_the_binlog_are_reported(
     # Both persist on the recheck: they were never in the binlog.
     assert "read again 2 differing posts: 0 had caught up" in done.stdout
 
-    done = wpcdc_verify(streamer, "--json", "--max-report", "1")
+    done = wpcdc_verify(wp_stack, "--json", "--max-report", "1")
     assert done.returncode == EXIT_DIFFERENCES
     report = orjson.loads(done.stdout)
     assert report["counts"]["stale"] == 2 and report["counts"]["matching"] == 3
@@ -242,6 +221,6 @@ def test_rows_changed_behind_the_binlog_are_reported(
     assert first["kind"] == "stale" and first["fields"][0]["field"] in ("title", "meta")
 
     # --blog narrows both sides: this site has no blog 2, and blog 1's events are skipped.
-    done = wpcdc_verify(streamer, "--json", "--blog", "2")
+    done = wpcdc_verify(wp_stack, "--json", "--blog", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert orjson.loads(done.stdout)["counts"]["posts_on_topic"] == 0

@@ -1,0 +1,1 @@
+"""One module per CLI command: wiring from settings plus what it prints."""

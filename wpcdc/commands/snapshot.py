@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import pymysql
 
 from wpcdc.config.settings import Settings
 from wpcdc.core.derive import AUTO_DRAFT
@@ -35,11 +32,12 @@ from wpcdc.core.errors import (
 from wpcdc.core.snapshot_state import SnapshotOptions, Start, decide_start, parse_id_range
 from wpcdc.kafka.sink import KafkaSink
 from wpcdc.mysql.consistent import ConsistentSnapshot
-from wpcdc.mysql.errors import is_access_denied, refused
+from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available
 from wpcdc.runtime.build import source_name
 from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.progress import LogProgress, ProgressReporter, TerminalProgress
+from wpcdc.runtime.run import stop_on_signals
 from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter, state_path
 
 
@@ -126,10 +124,7 @@ async def _snapshot(
         exclude_post_types=sorted(fold.ignored_post_types),
         exclude_statuses=() if fold.emit_auto_drafts else (AUTO_DRAFT,),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     sink = None if options.dry_run else KafkaSink(settings=settings.kafka)
     snapshotter = Snapshotter(
         open_read=open_read,
@@ -161,7 +156,7 @@ async def _snapshot(
             await sink.stop()
     except (DeliveryFailed, BrokerUnavailable) as exc:
         raise type(exc)(f"{exc}.{again}") from None
-    except (pymysql.err.MySQLError, OSError) as exc:
+    except (MysqlError, OSError) as exc:
         if is_access_denied(exc):
             raise refused(exc) from None
         raise WpcdcError(f"the database read failed: {type(exc).__name__}: {exc}.{again}") from None

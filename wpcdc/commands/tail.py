@@ -21,13 +21,12 @@ from typing import Any, Final, TextIO
 
 import orjson
 import typer
-from aiokafka import TopicPartition
 
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core import envelope as wire
 from wpcdc.core.events import POST_EVENT_TYPES
 from wpcdc.core.printable import printable
-from wpcdc.kafka.topic import TopicReader, open_topic
+from wpcdc.kafka.topic import TopicPartition, TopicReader, open_topic
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
 SUBJECT_WIDTH: Final = 14

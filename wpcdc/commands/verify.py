@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pymysql
-
 from wpcdc.config.settings import Settings
 from wpcdc.core.errors import VerifyFailed, WpcdcError
 from wpcdc.core.positions import Position
 from wpcdc.core.verify_report import VerifyReport
 from wpcdc.kafka.topic import KafkaTopic
 from wpcdc.mysql.consistent import MysqlDatabase
-from wpcdc.mysql.errors import is_access_denied, refused
+from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.verify import VerifyOptions, verify
 
@@ -79,7 +77,7 @@ def check_topic(
             checkpoint=saved_position,
             options=options,
         )
-    except pymysql.err.MySQLError as exc:
+    except MysqlError as exc:
         if is_access_denied(exc):
             raise refused(exc) from None
         message = exc.args[-1] if exc.args else type(exc).__name__

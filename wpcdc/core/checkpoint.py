@@ -52,23 +52,18 @@ class Checkpoint:
     covered_ranges: tuple[CoveredRange, ...] = field(default=())
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "version": FORMAT_VERSION,
-                "position": self.position.to_dict(),
-                "covered": [[c.blog_id, c.post_id, c.through.to_list()] for c in self.covered],
-                "covered_ranges": [
-                    [r.blog_id, r.low, r.high, r.through.to_list()] for r in self.covered_ranges
-                ],
-            },
-            option=orjson.OPT_INDENT_2,
+        return dump_versioned(
+            FORMAT_VERSION,
+            position=self.position.to_dict(),
+            covered=[[c.blog_id, c.post_id, c.through.to_list()] for c in self.covered],
+            covered_ranges=[
+                [r.blog_id, r.low, r.high, r.through.to_list()] for r in self.covered_ranges
+            ],
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> Checkpoint:
-        data: Any = orjson.loads(raw)
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported checkpoint format (want version {FORMAT_VERSION})")
+        data = load_versioned(raw, FORMAT_VERSION, "checkpoint format")
         covered = tuple(
             Covered(int(blog), int(post), Coordinate.from_list(through))
             for blog, post, through in data.get("covered", [])
@@ -86,3 +81,16 @@ class CheckpointStore(Protocol):
     def load(self) -> Checkpoint | None: ...
 
     def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+def dump_versioned(version: int, **fields: Any) -> bytes:
+    """A state document (checkpoint, snapshot state) as indented JSON with its format version."""
+    return orjson.dumps({"version": version, **fields}, option=orjson.OPT_INDENT_2)
+
+
+def load_versioned(raw: bytes, version: int, what: str) -> dict[str, Any]:
+    """The fields of a state document; ValueError unless it is JSON of ``version``."""
+    data: Any = orjson.loads(raw)
+    if not isinstance(data, dict) or data.get("version") != version:
+        raise ValueError(f"unsupported {what} (want version {version})")
+    return data

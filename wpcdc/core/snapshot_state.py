@@ -35,11 +35,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-import orjson
-
-from wpcdc.core.checkpoint import Checkpoint, CoveredRange
+from wpcdc.core.checkpoint import Checkpoint, CoveredRange, dump_versioned, load_versioned
 from wpcdc.core.errors import ConfigError, SnapshotRefused
 from wpcdc.core.positions import Coordinate, Position, file_index
 
@@ -267,30 +265,23 @@ class SnapshotState:
     # --- the file format ---
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "version": STATE_FORMAT_VERSION,
-                "position": self.position.to_dict(),
-                "blogs": list(self.blogs),
-                "segments": [
-                    [s.blog_id, s.low, s.high, s.position.to_dict()] for s in self.segments
-                ],
-                "in_flight": [
-                    [r.blog_id, r.after_id, r.position.to_dict(), list(r.post_ids)]
-                    for r in self.in_flight
-                ],
-                "gone": [[g.blog_id, g.post_id, g.position.to_dict()] for g in self.gone],
-                "emitted": self.emitted,
-                "done": self.done,
-            },
-            option=orjson.OPT_INDENT_2,
+        return dump_versioned(
+            STATE_FORMAT_VERSION,
+            position=self.position.to_dict(),
+            blogs=list(self.blogs),
+            segments=[[s.blog_id, s.low, s.high, s.position.to_dict()] for s in self.segments],
+            in_flight=[
+                [r.blog_id, r.after_id, r.position.to_dict(), list(r.post_ids)]
+                for r in self.in_flight
+            ],
+            gone=[[g.blog_id, g.post_id, g.position.to_dict()] for g in self.gone],
+            emitted=self.emitted,
+            done=self.done,
         )
 
     @classmethod
     def from_json(cls, raw: bytes) -> SnapshotState:
-        data: Any = orjson.loads(raw)
-        if not isinstance(data, dict) or data.get("version") != STATE_FORMAT_VERSION:
-            raise ValueError(f"unsupported format (want version {STATE_FORMAT_VERSION})")
+        data = load_versioned(raw, STATE_FORMAT_VERSION, "format")
         position = Position.from_dict
         return cls(
             position=position(data["position"]),

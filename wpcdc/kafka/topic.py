@@ -23,6 +23,8 @@ from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import WpcdcError
 from wpcdc.kafka.options import aiokafka_warnings, client_options
 
+__all__ = ["KafkaTopic", "TopicPartition", "TopicReader", "open_topic", "read_to_end"]
+
 # A fetch must fit the largest record plus its batch overhead.
 _FETCH_HEADROOM: Final = 64 * 1024
 # How long one fetch waits for records.

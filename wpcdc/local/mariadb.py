@@ -17,7 +17,7 @@ from pathlib import Path
 import pymysql
 
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import free_port, stop_process
+from wpcdc.local.ports import free_port, log_tail, stop_process
 
 # The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured
 # server pass overrides, which win because mariadbd takes the last value given.
@@ -158,10 +158,7 @@ class MariaDBServer:
                 time.sleep(0.1)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
+        return log_tail(self._log, lines)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop cleanly (SIGTERM), killing the server if it does not finish in time."""

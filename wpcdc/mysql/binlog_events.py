@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from wpcdc.core.assembly import TransactionAssembler
@@ -107,6 +108,7 @@ def _full(bitmap: bytes, columns: int) -> bool:
     return int.from_bytes(bitmap, "little") & mask == mask
 
 
+@dataclass(eq=False, kw_only=True)
 class EventHandler:
     """Turns decoded binlog events into source items, one event at a time.
 
@@ -115,31 +117,21 @@ class EventHandler:
     commit, a heartbeat).
     """
 
-    def __init__(
-        self,
-        *,
-        assembler: TransactionAssembler,
-        tables: WatchedTables,
-        database: str,
-        prefix: str,
-        backoff: Backoff,
-        clock: Callable[[], float],
-    ) -> None:
-        self._assembler = assembler
-        self._tables = tables
-        self._database = database
-        self._prefix = prefix
-        self._backoff = backoff
-        self._clock = clock
+    assembler: TransactionAssembler
+    tables: WatchedTables
+    database: str
+    prefix: str
+    backoff: Backoff
+    clock: Callable[[], float]
 
     def handle(self, event: Any) -> Iterator[SourceItem]:
         """The parts and idle markers this event completes (none for most events)."""
-        assembler = self._assembler
+        assembler = self.assembler
         if isinstance(event, RowsEvent):
             yield from self._rows(event)
         elif isinstance(event, XidEvent | XAPrepareEvent):
             yield assembler.commit(event.packet.log_pos, event.timestamp)
-            self._backoff.reset()
+            self.backoff.reset()
         elif isinstance(event, MariadbGtidEvent):
             opens = not event.flags & _MARIADB_GTID_STANDALONE
             assembler.gtid(event.gtid, event.timestamp, opens=opens)
@@ -157,19 +149,19 @@ class EventHandler:
             yield from self._unknown(event)
 
     def _idle(self) -> Iterator[SourceItem]:
-        self._backoff.reset()
-        if not self._assembler.in_transaction:
-            yield Idle(position=self._assembler.position, wall_time=self._clock())
+        self.backoff.reset()
+        if not self.assembler.in_transaction:
+            yield Idle(position=self.assembler.position, wall_time=self.clock())
 
     def _query_event(self, event: Any) -> Iterator[SourceItem]:
-        assembler = self._assembler
+        assembler = self.assembler
         query: str = event.query
         kind = statement_kind(query)
         if kind == "begin":
             assembler.begin(event.slave_proxy_id, event.timestamp)
         elif kind == "commit":
             yield assembler.commit(event.packet.log_pos, event.timestamp)
-            self._backoff.reset()
+            self.backoff.reset()
         elif kind == "statement":
             self._check_statement(event)
             if opens_transaction(query):
@@ -178,19 +170,19 @@ class EventHandler:
             part = assembler.statement(event.packet.log_pos, event.timestamp)
             if part is not None:
                 yield part
-                self._backoff.reset()
+                self.backoff.reset()
 
     def _check_statement(self, event: Any) -> None:
         schema = event.schema.decode("utf-8", "replace") if event.schema else ""
         verb, tables = named_tables(
             event.query,
             default_schema=schema,
-            database=self._database,
-            prefix=self._prefix,
+            database=self.database,
+            prefix=self.prefix,
         )
         if not tables:
             return
-        where = f"{self._assembler.position.file}:{event.packet.log_pos}"
+        where = f"{self.assembler.position.file}:{event.packet.log_pos}"
         if verb in DML_VERBS:
             raise ServerMisconfigured(
                 f"the binlog holds a {verb} on {', '.join(tables)} as an SQL statement "
@@ -213,7 +205,7 @@ class EventHandler:
     def _unknown(self, event: Any) -> Iterator[SourceItem]:
         kind = event.event_type
         if kind in (_ANONYMOUS_GTID, _GTID_TAGGED):
-            self._assembler.gtid(
+            self.assembler.gtid(
                 None, event.timestamp, opens=False, understood=kind == _ANONYMOUS_GTID
             )
         elif kind == _HEARTBEAT_V2:
@@ -234,14 +226,14 @@ class EventHandler:
             )
         elif kind == _INCIDENT:
             raise PositionLost(
-                f"the server logged an INCIDENT event after {self._assembler.position}: changes "
+                f"the server logged an INCIDENT event after {self.assembler.position}: changes "
                 "may be missing from the binlog there. Run `wpcdc snapshot` to reload the "
                 "current state."
             )
 
     def _rows(self, event: Any) -> Iterator[SourceItem]:
-        ref = self._tables.ref(event.table)
-        if ref is None or event.schema != self._database:
+        ref = self.tables.ref(event.table)
+        if ref is None or event.schema != self.database:
             return  # the library filters these already
         columns = event.columns
         if columns and columns[0].name is None:
@@ -259,7 +251,7 @@ class EventHandler:
                 "after images are incomplete. Set binlog_row_image=FULL globally and in the "
                 "server configuration, then restart wpcdc."
             )
-        assembler = self._assembler
+        assembler = self.assembler
         timestamp = event.timestamp
         if isinstance(event, UpdateRowsEvent):
             for row in event.rows:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from pymysql.err import MySQLError as MysqlError
+
+__all__ = ["MysqlError"]  # re-exported: the runtime catches it without importing the driver
+
 from wpcdc.core.errors import PreflightFailed
 
 # The login itself was refused: wrong user or password, or an authentication

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
@@ -24,59 +25,50 @@ from wpcdc.runtime.resnapshot import Resnapshots
 log = logging.getLogger("wpcdc.stream")
 
 
+@dataclass(eq=False, kw_only=True)
 class Checkpointer:
     """Computes the checkpoint and saves it to ``store`` when due."""
 
-    def __init__(
-        self,
-        *,
-        store: CheckpointStore,
-        folder: Folder,
-        tracker: AckTracker,
-        start: Position,
-        resnapshots: Resnapshots | None,
-        interval: float,
-        metrics: Metrics,
-        clock: Callable[[], float],
-    ) -> None:
-        self._store = store
-        self._folder = folder
-        self._tracker = tracker
-        self._start = start
-        self._resnapshots = resnapshots
-        self._interval = interval
-        self._metrics = metrics
-        self._clock = clock
-        self._saved: Checkpoint | None = None
-        self._last_save = clock()
+    store: CheckpointStore
+    folder: Folder
+    tracker: AckTracker
+    start: Position
+    resnapshots: Resnapshots | None
+    interval: float
+    metrics: Metrics
+    clock: Callable[[], float]
+    _saved: Checkpoint | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._last_save = self.clock()
 
     def checkpoint(self) -> Checkpoint:
         """The checkpoint that may be saved now."""
-        consumed = self._folder.position or self._start
-        holds = [self._folder.oldest_open()]
-        if self._resnapshots is not None:
+        consumed = self.folder.position or self.start
+        holds = [self.folder.oldest_open()]
+        if self.resnapshots is not None:
             # An unfinished re-snapshot request must be met again after a restart.
-            holds.append(self._resnapshots.hold())
+            holds.append(self.resnapshots.hold())
         held = [p for p in holds if p]
         hold = min(held, key=Position.key) if held else None
-        return self._tracker.checkpoint(consumed, hold)
+        return self.tracker.checkpoint(consumed, hold)
 
     def maybe_save(self) -> None:
         """Save when ``interval`` seconds have passed since the last save."""
-        if self._clock() - self._last_save >= self._interval:
+        if self.clock() - self._last_save >= self.interval:
             self.save()
 
     def save(self) -> None:
         """Save the checkpoint now, unless it is the one saved last."""
         checkpoint = self.checkpoint()
-        self._last_save = self._clock()
+        self._last_save = self.clock()
         if checkpoint == self._saved:
             return
-        self._store.save(checkpoint)
+        self.store.save(checkpoint)
         self._saved = checkpoint
-        if self._resnapshots is not None:
-            self._resnapshots.saved(checkpoint)
-        self._metrics.checkpoint_file.set(file_index(checkpoint.position.file))
-        self._metrics.checkpoint_pos.set(checkpoint.position.pos)
-        self._metrics.checkpoint_saved.set(time.time())
+        if self.resnapshots is not None:
+            self.resnapshots.saved(checkpoint)
+        self.metrics.checkpoint_file.set(file_index(checkpoint.position.file))
+        self.metrics.checkpoint_pos.set(checkpoint.position.pos)
+        self.metrics.checkpoint_saved.set(time.time())
         log.debug("checkpoint %s (%d covered)", checkpoint.position, len(checkpoint.covered))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -21,6 +22,7 @@ from wpcdc.core.errors import CheckpointError
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
 class JsonFile(Generic[T]):
     """One JSON document in ``path``, parsed by ``parse`` and written by ``dump``.
 
@@ -28,20 +30,11 @@ class JsonFile(Generic[T]):
     ``when_damaged`` tells the operator what to do with a file that does not parse.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        what: str,
-        parse: Callable[[bytes], T],
-        dump: Callable[[T], bytes],
-        when_damaged: str,
-    ) -> None:
-        self.path = path
-        self._what = what
-        self._parse = parse
-        self._dump = dump
-        self._when_damaged = when_damaged
+    path: Path
+    what: str
+    parse: Callable[[bytes], T]
+    dump: Callable[[T], bytes]
+    when_damaged: str
 
     def load(self) -> T | None:
         """The document, or None when the file does not exist yet."""
@@ -50,21 +43,21 @@ class JsonFile(Generic[T]):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise CheckpointError(f"cannot read {self._what} {self.path}: {exc.strerror}") from None
+            raise CheckpointError(f"cannot read {self.what} {self.path}: {exc.strerror}") from None
         try:
-            return self._parse(raw)
+            return self.parse(raw)
         except (ValueError, KeyError, TypeError) as exc:
             # Never guess: starting elsewhere would skip or repeat changes.
             raise CheckpointError(
-                f"{self._what} {self.path} is damaged ({exc}). {self._when_damaged}"
+                f"{self.what} {self.path} is damaged ({exc}). {self.when_damaged}"
             ) from None
 
     def save(self, document: T) -> None:
         try:
-            write_atomically(self.path, self._dump(document))
+            write_atomically(self.path, self.dump(document))
         except OSError as exc:
             raise CheckpointError(
-                f"cannot write {self._what} {self.path}: {exc.strerror}. "
+                f"cannot write {self.what} {self.path}: {exc.strerror}. "
                 "Check the volume is mounted, writable and not full."
             ) from None
 

@@ -6,76 +6,63 @@ The registry is passed in (``wpcdc run`` creates one and serves it on
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        counter = functools.partial(Counter, registry=registry)
+        gauge = functools.partial(Gauge, registry=registry)
         # Throughput, by table kind: compare with the binlog's own rate.
-        self.row_changes = Counter(
-            "wpcdc_row_changes_total",
-            "Row changes read from the binlog.",
-            ["table"],
-            registry=registry,
+        self.row_changes = counter(
+            "wpcdc_row_changes_total", "Row changes read from the binlog.", ["table"]
         )
         # Transactions read from the binlog, counted at their commit.
-        self.transactions = Counter(
-            "wpcdc_transactions_total", "Transactions read from the binlog.", registry=registry
+        self.transactions = counter(
+            "wpcdc_transactions_total", "Transactions read from the binlog."
         )
         # What consumers receive, by event type; counted once acknowledged.
-        self.events = Counter(
-            "wpcdc_events_total", "Events produced and acknowledged.", ["type"], registry=registry
-        )
+        self.events = counter("wpcdc_events_total", "Events produced and acknowledged.", ["type"])
         # The oversize policy at work: each one lost content (see README).
-        self.oversize = Counter(
-            "wpcdc_oversize_events_total",
-            "Events shrunk to fit kafka.max_message_bytes.",
-            ["type"],
-            registry=registry,
+        self.oversize = counter(
+            "wpcdc_oversize_events_total", "Events shrunk to fit kafka.max_message_bytes.", ["type"]
         )
         # Meta values that looked PHP-serialized but did not decode (sent raw).
-        self.meta_decode_errors = Counter(
-            "wpcdc_meta_decode_errors_total", "Meta values sent raw because they did not decode.",
-            registry=registry,
-        )  # fmt: skip
+        self.meta_decode_errors = counter(
+            "wpcdc_meta_decode_errors_total", "Meta values sent raw because they did not decode."
+        )
         # Freshness: now minus this is how far behind the database the stream is.
-        self.last_commit = Gauge(
+        self.last_commit = gauge(
             "wpcdc_last_commit_timestamp_seconds",
             "Commit time of the last transaction read from the binlog.",
-            registry=registry,
         )
         # Work held in memory, bounded by fold.max_open_groups.
-        self.open_groups = Gauge(
-            "wpcdc_open_groups", "Fold groups waiting to close.", registry=registry
-        )
+        self.open_groups = gauge("wpcdc_open_groups", "Fold groups waiting to close.")
         # Work waiting for the broker; it holds the checkpoint back.
-        self.in_flight = Gauge(
+        self.in_flight = gauge(
             "wpcdc_in_flight_groups",
             "Closed groups with events not yet acknowledged by the broker.",
-            registry=registry,
         )
         # Progress that survives a restart: the saved checkpoint's binlog file...
-        self.checkpoint_file = Gauge(
-            "wpcdc_checkpoint_file_index", "Binlog file number of the saved checkpoint.",
-            registry=registry,
-        )  # fmt: skip
+        self.checkpoint_file = gauge(
+            "wpcdc_checkpoint_file_index", "Binlog file number of the saved checkpoint."
+        )
         # ...and its byte offset in that file.
-        self.checkpoint_pos = Gauge(
-            "wpcdc_checkpoint_position", "Byte offset of the saved checkpoint in its binlog file.",
-            registry=registry,
-        )  # fmt: skip
+        self.checkpoint_pos = gauge(
+            "wpcdc_checkpoint_position", "Byte offset of the saved checkpoint in its binlog file."
+        )
         # A checkpoint that stops moving while row changes are read means a stuck ack.
-        self.checkpoint_saved = Gauge(
-            "wpcdc_checkpoint_saved_timestamp_seconds", "When the checkpoint was last saved.",
-            registry=registry,
-        )  # fmt: skip
+        self.checkpoint_saved = gauge(
+            "wpcdc_checkpoint_saved_timestamp_seconds", "When the checkpoint was last saved."
+        )
         # Trouble: each restart replays from the checkpoint (duplicates keep their ids).
-        self.restarts = Counter(
+        self.restarts = counter(
             "wpcdc_pipeline_restarts_total",
             "Times the pipeline was rebuilt from the checkpoint after an error.",
             ["reason"],
-            registry=registry,
         )
 
     def serve(self, host: str, port: int) -> None:

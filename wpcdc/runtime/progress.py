@@ -62,12 +62,13 @@ class ProgressReporter(Protocol):
     def finish(self) -> None: ...
 
 
-class TerminalProgress:
-    """One line rewritten in place (carriage return), at most ten times a second."""
+class _Throttled:
+    """Shows the progress at the start, at most every ``interval`` seconds while
+    it advances, and at the finish; subclasses say where it goes."""
 
-    def __init__(self, stream: TextIO, clock: Callable[[], float]) -> None:
-        self._stream = stream
+    def __init__(self, clock: Callable[[], float], interval: float) -> None:
         self._clock = clock
+        self._interval = interval
         self._progress: Progress | None = None
         self._shown = float("-inf")
 
@@ -83,43 +84,42 @@ class TerminalProgress:
     def finish(self) -> None:
         if self._progress is not None:
             self._show(force=True)
-            self._stream.write("\n")
-            self._stream.flush()
+            self._end()
 
     def _show(self, force: bool = False) -> None:
         now = self._clock()
-        if self._progress is None or (not force and now - self._shown < 0.1):
+        if self._progress is None or (not force and now - self._shown < self._interval):
             return
         self._shown = now
-        line = f"snapshot {self._progress.bar()} {self._progress.line(now)}"
+        self._emit(self._progress, now)
+
+    def _emit(self, progress: Progress, now: float) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """After the last line."""
+
+
+class TerminalProgress(_Throttled):
+    """One line rewritten in place (carriage return), at most ten times a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float]) -> None:
+        super().__init__(clock, 0.1)
+        self._stream = stream
+
+    def _emit(self, progress: Progress, now: float) -> None:
+        line = f"snapshot {progress.bar()} {progress.line(now)}"
         # Padding wipes what a longer previous line left.
         self._stream.write("\r" + line.ljust(100))
         self._stream.flush()
 
+    def _end(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()
 
-class LogProgress:
+
+class LogProgress(_Throttled):
     """A log line every ``interval`` seconds, for logs that are not a terminal."""
 
-    def __init__(self, clock: Callable[[], float], interval: float) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._progress: Progress | None = None
-        self._logged = float("-inf")
-
-    def start(self, total: int, done: int) -> None:
-        self._progress = Progress(total, done, self._clock(), done)
-        self._logged = self._clock()
-        log.info("snapshot: %s", self._progress.line(self._logged))
-
-    def advance(self, done: int) -> None:
-        if self._progress is None:
-            return
-        self._progress.done = done
-        now = self._clock()
-        if now - self._logged >= self._interval:
-            self._logged = now
-            log.info("snapshot: %s", self._progress.line(now))
-
-    def finish(self) -> None:
-        if self._progress is not None:
-            log.info("snapshot: %s", self._progress.line(self._clock()))
+    def _emit(self, progress: Progress, now: float) -> None:
+        log.info("snapshot: %s", progress.line(now))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from wpcdc.core.checkpoint import Checkpoint
@@ -49,27 +50,21 @@ class SignalTable(Protocol):
     def mark_done(self, request_id: int) -> None: ...
 
 
+@dataclass(eq=False, kw_only=True)
 class Resnapshots:
     """Serves re-snapshot requests met in the binlog, one watermark window at a time."""
 
-    def __init__(
-        self,
-        *,
-        signals: SignalTable,
-        folder: Folder,
-        sender: Sender,
-        fold_config: FoldConfig,
-        chunk_size: int,
-    ) -> None:
-        self._signals = signals
-        self._folder = folder
-        self._sender = sender
-        self._fold_config = fold_config
-        self._chunk_size = chunk_size
-        self._windows = Windows()
-        self._reads: dict[str, asyncio.Future[list[PostBundle]]] = {}
-        self._requests: dict[int, Position] = {}  # in progress: where each was asked
-        self._done: list[Done] = []
+    signals: SignalTable
+    folder: Folder
+    sender: Sender
+    fold_config: FoldConfig
+    chunk_size: int
+    _windows: Windows = field(init=False, default_factory=Windows)
+    _reads: dict[str, asyncio.Future[list[PostBundle]]] = field(init=False, default_factory=dict)
+    _requests: dict[int, Position] = field(
+        init=False, default_factory=dict
+    )  # in progress: where each was asked
+    _done: list[Done] = field(init=False, default_factory=list)
 
     async def observe(self, item: TransactionPart) -> None:
         """Watch the row changes of ``item`` (after the fold took them) for
@@ -83,11 +78,11 @@ class Resnapshots:
                 else:
                     await self._close_window(token, item)
             elif self._windows:
-                key = self._folder.target(change)
+                key = self.folder.target(change)
                 if key is not None:
                     self._windows.changed(key)
         for request_id, row in requests_in(item.changes):
-            if await asyncio.to_thread(self._signals.is_done, request_id):
+            if await asyncio.to_thread(self.signals.is_done, request_id):
                 continue  # met again on a replay, and already served
             try:
                 request = Request.parse(request_id, row.get("data"))
@@ -96,7 +91,7 @@ class Resnapshots:
                 continue
             log.info("re-snapshot %d requested: %s", request_id, request.to_json())
             self._requests[request_id] = item.transaction.start
-            self._open_window(first_chunk(request, self._chunk_size))
+            self._open_window(first_chunk(request, self.chunk_size))
 
     def hold(self) -> Position | None:
         """Where the oldest unfinished request was asked: the checkpoint stays
@@ -108,7 +103,7 @@ class Resnapshots:
         their events are acknowledged."""
         passed = [d for d in self._done if d.position.key() < checkpoint.position.key()]
         for done in passed:
-            self._signals.mark_done(done.request_id)
+            self.signals.mark_done(done.request_id)
             self._done.remove(done)
 
     def cancel(self) -> None:
@@ -119,31 +114,31 @@ class Resnapshots:
     def _open_window(self, chunk: Chunk) -> None:
         token = self._windows.start(chunk)
         self._reads[token] = asyncio.ensure_future(
-            asyncio.to_thread(self._signals.read_window, chunk, token)
+            asyncio.to_thread(self.signals.read_window, chunk, token)
         )
 
     async def _close_window(self, token: str, item: TransactionPart) -> None:
         read = await self._reads.pop(token)
         chunk, keep = self._windows.close(token, read)
         # Older changes of these posts go first; the snapshot is newer than all of them.
-        for group in self._folder.close_posts((b.blog_id, int(b.post["ID"])) for b in keep):
-            await self._sender.send(group)
+        for group in self.folder.close_posts((b.blog_id, int(b.post["ID"])) for b in keep):
+            await self.sender.send(group)
         position = item.transaction.start
         for bundle in keep:
-            if not wanted(bundle, self._fold_config):
+            if not wanted(bundle, self.fold_config):
                 continue
             event = snapshot_event(
                 bundle,
                 position=position,
                 timestamp=item.transaction.timestamp,
-                config=self._fold_config,
+                config=self.fold_config,
                 reason="requested",
             )
             # `last` at the very start: a snapshot covers no row change of the stream.
-            await self._sender.send(
+            await self.sender.send(
                 ClosedGroup(event.blog_id, event.post_id, position, Coordinate(0, 0, 0), [event])
             )
-        following = next_chunk(chunk, read, self._chunk_size)
+        following = next_chunk(chunk, read, self.chunk_size)
         if following is not None:
             self._open_window(following)
             return

@@ -16,13 +16,11 @@ import logging
 import signal
 from typing import Final
 
-import pymysql
-
 from wpcdc.config.settings import Settings
 from wpcdc.core.backoff import Backoff
 from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import BrokerUnavailable, DeliveryFailed
-from wpcdc.mysql.errors import is_access_denied, refused
+from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
 from wpcdc.runtime.files import FileCheckpointStore
@@ -57,7 +55,7 @@ async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: async
         except (DeliveryFailed, BrokerUnavailable) as exc:
             reason = "broker"
             message = str(exc)
-        except (pymysql.err.MySQLError, OSError) as exc:
+        except (MysqlError, OSError) as exc:
             if is_access_denied(exc):
                 # No retry fixes credentials or grants.
                 raise refused(exc) from None

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -146,6 +146,7 @@ class SnapshotResult:
     locked_seconds: float = 0.0
 
 
+@dataclass(eq=False, kw_only=True)
 class Snapshotter:
     """Runs one snapshot: read chunks at one position, send, save progress after acks.
 
@@ -155,43 +156,35 @@ class Snapshotter:
     between two chunks with SnapshotInterrupted.
     """
 
-    def __init__(
-        self,
-        *,
-        open_read: Callable[[], ConsistentRead],
-        sink: Sink | None,
-        options: SnapshotOptions,
-        start: Start,
-        fold: FoldConfig,
-        source_name: str,
-        state_file: SnapshotStateFile | None,
-        checkpoints: CheckpointStore | None,
-        progress: ProgressReporter,
-        state: SnapshotState | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> None:
-        if start is not Start.LIMITED and not options.dry_run:
-            assert state_file is not None and checkpoints is not None
-        if start is Start.RESUME:
-            assert state is not None
-        self._open_read = open_read
-        self._sink = sink
-        self._options = options
-        self._start = start
-        self._fold = fold
-        self._source = source_name
-        self._state_file = state_file
-        self._checkpoints = checkpoints
-        self._progress = progress
-        self._state = state if start is Start.RESUME else None
-        self._stop = stop or asyncio.Event()
-        self._events = 0
-        self._oversize = 0
-        self._meta_errors = 0
-        self._chunks = 0
+    open_read: Callable[[], ConsistentRead]
+    sink: Sink | None
+    options: SnapshotOptions
+    start: Start
+    fold: FoldConfig
+    source_name: str
+    state_file: SnapshotStateFile | None
+    checkpoints: CheckpointStore | None
+    progress: ProgressReporter
+    state: SnapshotState | None = None
+    stop: asyncio.Event | None = None
+    _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _events: int = field(init=False, default=0)
+    _oversize: int = field(init=False, default=0)
+    _meta_errors: int = field(init=False, default=0)
+    _chunks: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.start is not Start.LIMITED and not self.options.dry_run:
+            assert self.state_file is not None and self.checkpoints is not None
+        if self.start is Start.RESUME:
+            assert self.state is not None
+        else:
+            self.state = None
+        if self.stop is not None:
+            self._stop = self.stop
 
     async def run(self) -> SnapshotResult:
-        read = await asyncio.to_thread(self._open_read)
+        read = await asyncio.to_thread(self.open_read)
         try:
             return await self._run(read)
         finally:
@@ -200,7 +193,7 @@ class Snapshotter:
     async def _run(self, read: ConsistentRead) -> SnapshotResult:
         point = read.point
         found = await asyncio.to_thread(read.blogs)
-        blogs = select_blogs(found, self._options.blogs)
+        blogs = select_blogs(found, self.options.blogs)
         bad = non_transactional(await asyncio.to_thread(read.table_engines, blogs))
         if bad:
             raise PreflightFailed(
@@ -216,44 +209,44 @@ class Snapshotter:
             if point.locked_seconds
             else "",
         )
-        if self._start is Start.RESUME:
-            assert self._state is not None
+        if self.start is Start.RESUME:
+            assert self.state is not None
             log.info(
                 "resuming the snapshot taken at %s: the remaining posts are read at %s",
-                self._state.position,
+                self.state.position,
                 point.position,
             )
-            self._state = self._state.with_blogs(blogs)
-        elif self._start is Start.FRESH and not self._options.dry_run:
-            self._state = SnapshotState(position=point.position, blogs=blogs)
+            self.state = self.state.with_blogs(blogs)
+        elif self.start is Start.FRESH and not self.options.dry_run:
+            self.state = SnapshotState(position=point.position, blogs=blogs)
         plans = await asyncio.to_thread(self._plan, read, blogs)
         result = SnapshotResult(
-            start=self._start,
+            start=self.start,
             read_at=point.position,
             plans=plans,
-            dry_run=self._options.dry_run,
+            dry_run=self.options.dry_run,
             locking=point.method,
             locked_seconds=point.locked_seconds,
         )
-        if self._options.dry_run:
+        if self.options.dry_run:
             return result
-        if self._state is not None:
+        if self.state is not None:
             self._save()
-        done_before = self._state.emitted if self._state is not None else 0
-        self._progress.start(done_before + sum(p.posts for p in plans), done_before)
+        done_before = self.state.emitted if self.state is not None else 0
+        self.progress.start(done_before + sum(p.posts for p in plans), done_before)
         try:
             for plan in plans:
                 await self._read_blog(read, plan)
         finally:
-            self._progress.finish()
+            self.progress.finish()
         checkpoint = None
-        if self._state is not None:
-            self._state = self._state.finished()
-            checkpoint = final_checkpoint(self._state)
-            assert self._checkpoints is not None
+        if self.state is not None:
+            self.state = self.state.finished()
+            checkpoint = final_checkpoint(self.state)
+            assert self.checkpoints is not None
             # Checkpoint first: killed between the two, a rerun resumes with
             # nothing left to read and writes the same checkpoint again.
-            self._checkpoints.save(checkpoint)
+            self.checkpoints.save(checkpoint)
             self._save()
         return replace(
             result,
@@ -267,10 +260,10 @@ class Snapshotter:
     def _plan(self, read: ConsistentRead, blogs: Sequence[int]) -> tuple[BlogPlan, ...]:
         """Per blog, where to start and how many posts remain (counted in the snapshot)."""
         plans = []
-        ids = self._options.ids
+        ids = self.options.ids
         for blog in blogs:
-            if self._state is not None:
-                after = self._state.after_id(blog)
+            if self.state is not None:
+                after = self.state.after_id(blog)
                 if after is None:
                     continue  # completed in an earlier run
             else:
@@ -279,15 +272,15 @@ class Snapshotter:
                 blog,
                 after_id=after,
                 max_id=ids.high if ids is not None else None,
-                post_types=self._options.post_types or None,
+                post_types=self.options.post_types or None,
             )
             plans.append(BlogPlan(blog, after, posts))
         return tuple(plans)
 
     async def _read_blog(self, read: ConsistentRead, plan: BlogPlan) -> None:
-        limit = self._options.chunk_size
-        max_id = self._options.ids.high if self._options.ids is not None else None
-        post_types = self._options.post_types or None
+        limit = self.options.chunk_size
+        max_id = self.options.ids.high if self.options.ids is not None else None
+        post_types = self.options.post_types or None
 
         def fetch(after: int) -> asyncio.Future[list[PostBundle]]:
             return asyncio.ensure_future(
@@ -318,7 +311,7 @@ class Snapshotter:
                         "stopped by a signal"
                         + (
                             "; run `wpcdc snapshot` again to continue from the last acknowledged chunk"
-                            if self._state is not None
+                            if self.state is not None
                             else ""
                         )
                     )
@@ -336,35 +329,35 @@ class Snapshotter:
                 bundle,
                 position=point.position,
                 timestamp=point.timestamp,
-                config=self._fold,
-                reason=self._options.reason,
+                config=self.fold,
+                reason=self.options.reason,
             )
             for bundle in bundles
-            if wanted(bundle, self._fold)
+            if wanted(bundle, self.fold)
         ]
         post_ids = [event.post_id for event in events]
-        if self._state is not None:
-            self._state = self._state.chunk_sent(blog_id, after, point.position, post_ids)
+        if self.state is not None:
+            self.state = self.state.chunk_sent(blog_id, after, point.position, post_ids)
             self._save()
         await self._send(events)
         self._chunks += 1
         self._events += len(events)
-        if self._state is not None:
-            self._state = self._state.chunk_acknowledged(
+        if self.state is not None:
+            self.state = self.state.chunk_acknowledged(
                 blog_id, after, high, point.position, post_ids
             )
             self._save()
-            self._progress.advance(self._state.emitted)
+            self.progress.advance(self.state.emitted)
         else:
-            self._progress.advance(self._events)
+            self.progress.advance(self._events)
 
     async def _send(self, events: list[Event]) -> None:
         """Send the events and wait until the broker acknowledged every one."""
-        sink = self._sink
+        sink = self.sink
         assert sink is not None
         deliveries = []
         for event in events:
-            record = encode(event, self._source, sink.max_value_size)
+            record = encode(event, self.source_name, sink.max_value_size)
             if record.omitted:
                 self._oversize += 1
                 log.warning(
@@ -380,5 +373,5 @@ class Snapshotter:
             await asyncio.gather(*deliveries)
 
     def _save(self) -> None:
-        assert self._state_file is not None and self._state is not None
-        self._state_file.save(self._state)
+        assert self.state_file is not None and self.state is not None
+        self.state_file.save(self.state)

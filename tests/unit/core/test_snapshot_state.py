@@ -1,18 +1,17 @@
-"""wpcdc snapshot, the pure part: options, start decision, state transitions, covered
-ranges, progress; and the Snapshotter run with in-memory adapters."""
+"""wpcdc snapshot, the pure part: options, the start decision, state transitions and
+covered ranges."""
 
 from __future__ import annotations
 
-import io
-import logging
 from pathlib import Path
 
 import pytest
 
+from tests.support.binlog_builder import POSTS, Binlog, delete, post_row, update
 from tests.support.fold import fold_all
-from tests.unit.binlog_builder import POSTS, Binlog, delete, post_row, update
+from tests.support.snapshots import run_blog
 from wpcdc.core.checkpoint import CoveredRange
-from wpcdc.core.errors import CheckpointError, ConfigError, SnapshotRefused, SnapshotUnfinished
+from wpcdc.core.errors import ConfigError, SnapshotRefused
 from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
@@ -32,8 +31,6 @@ from wpcdc.core.snapshot_state import (
     parse_id_range,
     select_blogs,
 )
-from wpcdc.runtime.progress import LogProgress, Progress, TerminalProgress, format_duration
-from wpcdc.runtime.snapshot import SnapshotStateFile, refuse_unfinished, state_path
 
 P = Position("binlog.000001", 1000, "0-1-5")
 P2 = Position("binlog.000001", 5000, "0-1-9")
@@ -94,19 +91,6 @@ def test_tables_that_are_not_innodb_are_named() -> None:
 
 
 # --- state transitions and covered ranges ------------------------------------------------
-
-
-def run_blog(
-    state: SnapshotState, blog: int, position: Position, chunks: list[list[int]]
-) -> SnapshotState:
-    """Send and acknowledge chunks; the last one is short (the end of the blog)."""
-    for index, ids in enumerate(chunks):
-        after = state.after_id(blog)
-        assert after is not None
-        high = MAX_POST_ID if index == len(chunks) - 1 else ids[-1]
-        state = state.chunk_sent(blog, after, position, ids)
-        state = state.chunk_acknowledged(blog, after, high, position, ids)
-    return state
 
 
 def test_one_run_leaves_a_plain_checkpoint_at_its_position() -> None:
@@ -204,80 +188,3 @@ def test_covered_ranges_skip_exactly_what_the_later_read_holds() -> None:
     fold = Folder(config=FoldConfig(), mirror=Mirror(), covered_ranges=checkpoint.covered_ranges)
     events = [(e.post_id, e.type) for e in fold_all(fold, [*before, *after])]
     assert events == [(10, "post_updated"), (30, "post_deleted"), (20, "post_updated")]
-
-
-def test_state_round_trips_through_its_file(tmp_path: Path) -> None:
-    state = SnapshotState(position=P, blogs=(1, 2))
-    state = state.chunk_acknowledged(1, 0, 100, P, [1, 100])
-    state = state.chunk_sent(1, 100, P, [101, 102])
-    state = state.chunk_acknowledged(1, 100, MAX_POST_ID, P2, [101])
-    state = state.chunk_sent(2, 0, P2, [5])
-    store = SnapshotStateFile(state_path(tmp_path / "checkpoint.json"))
-    assert store.path == tmp_path / "checkpoint.json.snapshot"
-    assert store.load() is None
-    store.save(state)
-    assert store.load() == state
-    store.path.write_text("{not json")
-    with pytest.raises(CheckpointError, match="damaged"):
-        store.load()
-
-
-def test_run_refuses_while_a_snapshot_is_unfinished(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "checkpoint.json"
-    refuse_unfinished(checkpoint)  # no state file
-    store = SnapshotStateFile(state_path(checkpoint))
-    store.save(SnapshotState(position=P, blogs=(1,)))
-    with pytest.raises(SnapshotUnfinished, match="wpcdc snapshot") as refused:
-        refuse_unfinished(checkpoint)
-    assert refused.value.exit_code == 1
-    store.save(run_blog(SnapshotState(position=P, blogs=(1,)), 1, P, [[1]]).finished())
-    refuse_unfinished(checkpoint)
-
-
-# --- progress ----------------------------------------------------------------------------
-
-
-def test_progress_line_has_rate_and_eta() -> None:
-    progress = Progress(total=10_000, done=1_000, started_at=100.0, done_at_start=1_000)
-    assert progress.eta(100.0) is None
-    progress.done = 3_000
-    assert progress.rate(104.0) == 500.0
-    assert progress.eta(104.0) == 14.0
-    assert progress.line(104.0) == "3,000/10,000 posts (30%)  500 posts/s  ETA 0:14"
-    assert progress.bar(10) == "[###-------]"
-    assert format_duration(3725) == "1:02:05" and format_duration(65.4) == "1:05"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_terminal_progress_rewrites_one_line() -> None:
-    out, clock = io.StringIO(), Clock()
-    progress = TerminalProgress(out, clock)
-    progress.start(total=100, done=0)
-    clock.now = 0.05
-    progress.advance(10)  # too soon after the last draw: not shown
-    clock.now = 1.0
-    progress.advance(50)
-    progress.finish()
-    lines = out.getvalue().split("\r")[1:]
-    assert len(lines) == 3 and out.getvalue().endswith("\n")
-    assert "50/100 posts (50%)" in lines[1] and "50 posts/s" in lines[1] and "ETA 0:01" in lines[1]
-
-
-def test_log_progress_every_interval(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    progress = LogProgress(clock, interval=5.0)
-    with caplog.at_level(logging.INFO, logger="wpcdc.snapshot"):
-        progress.start(total=100, done=0)
-        for second in range(1, 12):
-            clock.now = float(second)
-            progress.advance(second * 5)
-        progress.finish()
-    assert len(caplog.records) == 4  # start, at 5 s, at 10 s, finish
-    assert "50/100 posts" in caplog.records[2].getMessage()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, SecretStr
 from wpcdc.config.settings import Settings, load_settings
 from wpcdc.core.errors import ConfigError
 
-EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
+EXAMPLE = Path(__file__).parents[3] / "config.example.toml"
 
 
 def write(tmp_path: Path, text: str) -> Path:

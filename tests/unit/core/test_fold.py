@@ -6,60 +6,24 @@ import dataclasses
 
 import pytest
 
-from tests.support.fold import fold_all
-from tests.unit.binlog_builder import (
+from tests.support.binlog_builder import (
     POSTMETA,
     POSTS,
     RELS,
-    TAXONOMY,
-    TERMS,
     Binlog,
     delete,
     insert,
     meta,
     post_row,
     rel,
-    term,
-    tt,
     update,
 )
+from tests.support.fold import fold_all, insert_post_with_tags_and_meta, make_folder
 from wpcdc.core.events import Event, MetaData, PostData, TaxonomyData
-from wpcdc.core.fold import FoldConfig, Folder
-from wpcdc.core.mirror import Mirror
-
-NOISE = frozenset({"_edit_lock", "_edit_last", "_pingme", "_encloseme"})
-
-
-def make_folder(mirror: Mirror | None = None, **config: object) -> Folder:
-    options: dict[str, object] = {"ignored_meta_keys": NOISE}
-    options.update(config)
-    return Folder(config=FoldConfig(**options), mirror=mirror or site_mirror())  # type: ignore[arg-type]
-
-
-def site_mirror() -> Mirror:
-    mirror = Mirror()
-    mirror.load_taxonomies(1, [(1, "category", 1), (7, "link_category", 7)])
-    mirror.load_terms(1, [(1, "uncategorized", "Uncategorized"), (7, "blogroll", "Blogroll")])
-    mirror.load_posts(1, [(1, "post", "publish", 0)])
-    return mirror
 
 
 def types(events: list[Event]) -> list[str]:
     return [e.type for e in events]
-
-
-def insert_post_with_tags_and_meta(log: Binlog, post_id: int = 10) -> None:
-    """What wp_insert_post() with tags_input and meta_input writes (FIELD-NOTES)."""
-    row = post_row(post_id, status="draft", guid="")
-    log.txn(insert(POSTS, row))
-    log.txn(update(POSTS, row, {**row, "guid": f"http://wpcdc.test/?p={post_id}"}))
-    log.txn(insert(RELS, rel(post_id, 1)))  # default category
-    log.txn(insert(TERMS, term(5, "alpha")))
-    log.txn(insert(TAXONOMY, tt(5, 5, "post_tag")))
-    log.txn(insert(RELS, rel(post_id, 5)))
-    log.txn(update(TAXONOMY, tt(5, 5, "post_tag"), tt(5, 5, "post_tag", count=1)))
-    log.txn(insert(POSTMETA, meta(100, post_id, "colour", 'a:1:{s:1:"r";i:1;}')))
-    log.txn(insert(POSTMETA, meta(101, post_id, "_edit_last", "1")))
 
 
 def test_one_save_is_one_event_per_kind() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
+from tests.support.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
 from tests.support.fold import fold_all
-from tests.unit.binlog_builder import POSTMETA, POSTS, Binlog, insert, meta, post_row, update
 from wpcdc.core.acks import AckTracker
-from wpcdc.core.checkpoint import Checkpoint, Covered, CoveredRange
+from wpcdc.core.checkpoint import Checkpoint, CoveredRange
 from wpcdc.core.events import Event
 from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
@@ -165,12 +165,3 @@ def test_covered_ranges_skip_changes_a_resumed_snapshot_already_holds() -> None:
     tracker = AckTracker(covered_ranges=ranges)
     assert tracker.checkpoint(early[0].transaction.start, None).covered_ranges == ranges
     assert tracker.checkpoint(later.end, None).covered_ranges == ()  # type: ignore[arg-type]
-
-
-def test_checkpoint_json_round_trips() -> None:
-    checkpoint = Checkpoint(
-        position=Position("binlog.000002", 1234, "0-1-9"),
-        covered=(Covered(1, 5, Coordinate(2, 1000, 3)),),
-        covered_ranges=(CoveredRange(2, 1, 500, Coordinate(2, 1200, 0)),),
-    )
-    assert Checkpoint.from_json(checkpoint.to_json()) == checkpoint

@@ -4,76 +4,20 @@ the integration tests): order, checkpoints after acknowledgement, failures, stop
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.unit.binlog_builder import POSTS, Binlog, post_row, update
+from tests.support.binlog_builder import POSTS, Binlog, post_row, update
+from tests.support.fakes import ListSource, MemorySink, MemoryStore
 from wpcdc.core.acks import AckTracker
-from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import DeliveryFailed
 from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
-from wpcdc.core.records import Headers
 from wpcdc.core.rows import Idle, SourceItem
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.pipeline import Pipeline, StreamConfig
-
-
-class ListSource:
-    """Yields the given items, then blocks like a binlog at its end until stopped."""
-
-    def __init__(self, items: list[SourceItem]) -> None:
-        self._items = items
-        self._stopped = threading.Event()
-
-    def items(self) -> Iterator[SourceItem]:
-        yield from self._items
-        self._stopped.wait(10)
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-
-class MemorySink:
-    def __init__(self, fail_after: int | None = None, hold: bool = False) -> None:
-        self.records: list[tuple[bytes, bytes]] = []
-        self.pending: list[asyncio.Future[None]] = []
-        self._fail_after = fail_after
-        self._hold = hold
-
-    async def send(
-        self, key: bytes, value: bytes, headers: Headers | None = None
-    ) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._fail_after is not None and len(self.records) >= self._fail_after:
-            future.set_exception(ConnectionError("broker down"))
-        elif self._hold:
-            self.pending.append(future)
-        else:
-            future.set_result(None)
-        self.records.append((key, value))
-        return future
-
-    async def flush(self) -> None:
-        pass
-
-    def max_value_size(self, key: bytes, headers: Headers | None = None) -> int:
-        return 1_000_000
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.saved: list[Checkpoint] = []
-
-    def load(self) -> Checkpoint | None:
-        return self.saved[-1] if self.saved else None
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        self.saved.append(checkpoint)
 
 
 def edits(count: int) -> Binlog:

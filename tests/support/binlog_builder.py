@@ -40,6 +40,7 @@ def post_row(post_id: int, **fields: Any) -> dict[str, Any]:
 
 
 def meta(meta_id: int, post_id: int, key: str, value: Any) -> dict[str, Any]:
+    """A wp_postmeta row image."""
     return {"meta_id": meta_id, "post_id": post_id, "meta_key": key, "meta_value": value}
 
 

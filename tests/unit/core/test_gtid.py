@@ -1,10 +1,7 @@
-"""GTID state tracking and reconnect backoff of the binlog source (pure parts)."""
+"""GTID state tracking of the binlog source (the pure part)."""
 
 from __future__ import annotations
 
-import pytest
-
-from wpcdc.core.backoff import Backoff
 from wpcdc.core.gtid import GtidState
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
@@ -59,17 +56,3 @@ def test_tagged_or_garbled_sets_make_tracking_unknown() -> None:
     state = GtidState("0-1-1")
     state.add("not-a-gtid")
     assert state.value is None
-
-
-def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
-    backoff = Backoff(0.5, 3.0)
-    assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    backoff.reset()
-    assert backoff.next_delay() == 0.5
-
-
-def test_backoff_refuses_nonsense() -> None:
-    with pytest.raises(ValueError):
-        Backoff(0, 1)
-    with pytest.raises(ValueError):
-        Backoff(2, 1)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from tests.support.fold import fold_all
+from tests.support.binlog_builder import POSTS, Binlog, delete, post_row, update
+from tests.support.fold import fold_all, insert_post_with_tags_and_meta, make_folder
 from tests.support.schemas import validate
-from tests.unit.binlog_builder import POSTS, Binlog, delete, post_row, update
-from tests.unit.test_fold import insert_post_with_tags_and_meta, make_folder
 from wpcdc.commands import schemas
 from wpcdc.core.events import EVENT_TYPES, serialize
 

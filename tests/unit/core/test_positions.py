@@ -1,11 +1,10 @@
-"""Positions, coordinates and table classification."""
+"""Positions and coordinates: their order, their file form, their sequence."""
 
 from __future__ import annotations
 
 import pytest
 
 from wpcdc.core.positions import Coordinate, Position, file_index
-from wpcdc.core.rows import TableKind, TableRef, classify_table, table_name
 
 
 def test_binlog_files_order_by_number_not_name() -> None:
@@ -33,29 +32,3 @@ def test_sequences_sort_in_binlog_order() -> None:
     by_sequence = sorted(coordinates, key=lambda c: c.sequence())
     assert by_sequence == sorted(coordinates)
     assert Coordinate(1, 500, 2).sequence(1) > Coordinate(1, 500, 2).sequence(0)
-
-
-@pytest.mark.parametrize(
-    ("table", "expected"),
-    [
-        ("wp_posts", TableRef(1, TableKind.POSTS)),
-        ("wp_postmeta", TableRef(1, TableKind.POSTMETA)),
-        ("wp_term_relationships", TableRef(1, TableKind.TERM_RELATIONSHIPS)),
-        ("wp_2_posts", TableRef(2, TableKind.POSTS)),
-        ("wp_17_terms", TableRef(17, TableKind.TERMS)),
-        ("wp_options", None),
-        ("wp_1_posts", None),
-        ("wp_02_posts", None),
-        ("other_posts", None),
-        ("wp_postsx", None),
-    ],
-)
-def test_classify_table(table: str, expected: TableRef | None) -> None:
-    assert classify_table("wp_", table) == expected
-    if expected is not None:
-        assert table_name("wp_", expected) == table
-
-
-def test_prefix_with_regex_characters_is_literal() -> None:
-    assert classify_table("w.p_", "w.p_posts") == TableRef(1, TableKind.POSTS)
-    assert classify_table("w.p_", "wXp_posts") is None

@@ -1,25 +1,29 @@
 """The Snapshotter with in-memory adapters: chunks, acks, saved progress, resume,
-limited snapshots, dry runs, signals, oversize events."""
+limited snapshots, dry runs, signals, oversize events; its state file, and the
+refusal to stream while a full snapshot is unfinished."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
-from tests.unit.binlog_builder import meta, post_row
+from tests.support.binlog_builder import meta, post_row
+from tests.support.fakes import SNAPSHOT_POSITION, FakeRead, MemorySink, MemoryStore, NoProgress
+from tests.support.snapshots import run_blog
 from wpcdc.commands.snapshot import describe_result
 from wpcdc.core.checkpoint import Checkpoint, CoveredRange
-from wpcdc.core.errors import DeliveryFailed, PreflightFailed, SnapshotInterrupted
+from wpcdc.core.errors import (
+    CheckpointError,
+    DeliveryFailed,
+    PreflightFailed,
+    SnapshotInterrupted,
+    SnapshotUnfinished,
+)
 from wpcdc.core.events import TermRef
 from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Position
-from wpcdc.core.records import Headers
 from wpcdc.core.snapshot_events import PostBundle
 from wpcdc.core.snapshot_state import (
     MAX_POST_ID,
@@ -29,11 +33,13 @@ from wpcdc.core.snapshot_state import (
     Start,
     covered_through,
 )
-from wpcdc.mysql.consistent import SnapshotPoint
-from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter
+from wpcdc.runtime.snapshot import SnapshotStateFile, Snapshotter, refuse_unfinished, state_path
 
-P = Position("binlog.000001", 1000)
+P = SNAPSHOT_POSITION  # where a FakeRead reads by default
 P2 = Position("binlog.000001", 9000)
+# The state file keeps a position's GTID too.
+P_GTID = Position("binlog.000001", 1000, "0-1-5")
+P2_GTID = Position("binlog.000001", 5000, "0-1-9")
 
 
 def bundle(post_id: int, blog: int = 1, **fields: object) -> PostBundle:
@@ -45,117 +51,9 @@ def bundle(post_id: int, blog: int = 1, **fields: object) -> PostBundle:
     )
 
 
-@dataclass
-class FakeRead:
-    """A consistent read over fixed posts, filtering as the SQL does."""
-
-    posts: dict[int, list[PostBundle]]
-    position: Position = P
-    engines: dict[str, str] = field(default_factory=dict)
-    closed: bool = False
-
-    @property
-    def point(self) -> SnapshotPoint:
-        return SnapshotPoint(self.position, 1_800_000_000, "binlog_snapshot")
-
-    def blogs(self) -> list[int]:
-        return sorted(self.posts)
-
-    def table_engines(self, blogs: Sequence[int]) -> dict[str, str]:
-        return self.engines
-
-    def _select(
-        self, blog_id: int, after_id: int, max_id: int | None, post_types: Sequence[str] | None
-    ) -> list[PostBundle]:
-        return [
-            b
-            for b in self.posts[blog_id]
-            if int(b.post["ID"]) > after_id
-            and (max_id is None or int(b.post["ID"]) <= max_id)
-            and (not post_types or b.post["post_type"] in post_types)
-            and b.post["post_type"] != "revision"
-        ]
-
-    def count(
-        self,
-        blog_id: int,
-        *,
-        after_id: int = 0,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> int:
-        return len(self._select(blog_id, after_id, max_id, post_types))
-
-    def chunk(
-        self,
-        blog_id: int,
-        *,
-        after_id: int,
-        limit: int,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> list[PostBundle]:
-        return self._select(blog_id, after_id, max_id, post_types)[:limit]
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class FakeSink:
-    """Acknowledges at once; ``fail_after`` sends, every later delivery fails."""
-
-    fail_after: int | None = None
-    value_limit: int = 1_000_000
-    sent: list[tuple[bytes, dict[str, Any], Headers]] = field(default_factory=list)
-
-    async def send(
-        self, key: bytes, value: bytes, headers: Headers | None = None
-    ) -> asyncio.Future[None]:
-        self.sent.append((key, orjson.loads(value), headers or []))
-        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.fail_after is not None and len(self.sent) > self.fail_after:
-            acked.set_exception(DeliveryFailed("broker gone"))
-        else:
-            acked.set_result(None)
-        return acked
-
-    async def flush(self) -> None:
-        return None
-
-    def max_value_size(self, key: bytes, headers: Headers | None = None) -> int:
-        return self.value_limit
-
-
-@dataclass
-class MemoryStore:
-    saved: list[Checkpoint] = field(default_factory=list)
-
-    def load(self) -> Checkpoint | None:
-        return self.saved[-1] if self.saved else None
-
-    def save(self, checkpoint: Checkpoint) -> None:
-        self.saved.append(checkpoint)
-
-
-class NoProgress:
-    def __init__(self) -> None:
-        self.done: list[int] = []
-
-    def start(self, total: int, done: int) -> None:
-        self.total = total
-        self.done.append(done)
-
-    def advance(self, done: int) -> None:
-        self.done.append(done)
-
-    def finish(self) -> None:
-        pass
-
-
 def snapshotter(
     read: FakeRead,
-    sink: FakeSink,
+    sink: MemorySink,
     tmp_path: Path,
     options: SnapshotOptions,
     start: Start = Start.FRESH,
@@ -188,7 +86,7 @@ def site() -> dict[int, list[PostBundle]]:
 
 
 def test_full_snapshot_sends_every_post_then_saves_the_checkpoint(tmp_path: Path) -> None:
-    read, sink = FakeRead(site()), FakeSink()
+    read, sink = FakeRead(site()), MemorySink()
     runner, state_file, store, progress = snapshotter(
         read, sink, tmp_path, SnapshotOptions(chunk_size=4)
     )
@@ -213,7 +111,7 @@ def test_full_snapshot_sends_every_post_then_saves_the_checkpoint(tmp_path: Path
 def test_killed_mid_way_the_rerun_reads_the_rest_at_its_own_position(tmp_path: Path) -> None:
     read = FakeRead(site())
     runner, state_file, store, _ = snapshotter(
-        read, FakeSink(fail_after=6), tmp_path, SnapshotOptions(chunk_size=4)
+        read, MemorySink(fail_after=6), tmp_path, SnapshotOptions(chunk_size=4)
     )
     with pytest.raises(DeliveryFailed):
         asyncio.run(runner.run())
@@ -223,7 +121,7 @@ def test_killed_mid_way_the_rerun_reads_the_rest_at_its_own_position(tmp_path: P
     # Post 6 is deleted before the rerun; the rerun reads at P2.
     later = site()
     later[1] = [b for b in later[1] if b.post["ID"] != 6]
-    sink = FakeSink()
+    sink = MemorySink()
     runner, _, store, progress = snapshotter(
         FakeRead(later, position=P2), sink, tmp_path, SnapshotOptions(chunk_size=4), Start.RESUME
     )
@@ -249,7 +147,7 @@ def test_killed_mid_way_the_rerun_reads_the_rest_at_its_own_position(tmp_path: P
 def test_limited_snapshot_re_emits_and_touches_no_checkpoint(tmp_path: Path) -> None:
     posts = site()
     posts[1][5] = bundle(6, type="page")
-    sink = FakeSink()
+    sink = MemorySink()
     options = SnapshotOptions(chunk_size=2, blogs=(1,), post_types=("post",), ids=IdRange(3, 9))
     runner, state_file, store, _ = snapshotter(
         FakeRead(posts), sink, tmp_path, options, Start.LIMITED
@@ -264,7 +162,7 @@ def test_limited_snapshot_re_emits_and_touches_no_checkpoint(tmp_path: Path) -> 
 
 
 def test_dry_run_counts_and_sends_nothing(tmp_path: Path) -> None:
-    sink = FakeSink()
+    sink = MemorySink()
     runner, state_file, store, _ = snapshotter(
         FakeRead(site()), sink, tmp_path, SnapshotOptions(dry_run=True)
     )
@@ -280,7 +178,7 @@ def test_a_signal_stops_between_chunks_with_progress_saved(tmp_path: Path) -> No
         stop = asyncio.Event()
         stop.set()
         runner, state_file, _, _ = snapshotter(
-            FakeRead(site()), FakeSink(), tmp_path, SnapshotOptions(chunk_size=4), stop=stop
+            FakeRead(site()), MemorySink(), tmp_path, SnapshotOptions(chunk_size=4), stop=stop
         )
         with pytest.raises(SnapshotInterrupted, match="again to continue"):
             await runner.run()
@@ -292,7 +190,7 @@ def test_a_signal_stops_between_chunks_with_progress_saved(tmp_path: Path) -> No
 
 def test_oversize_events_are_shrunk_and_counted(tmp_path: Path) -> None:
     posts = {1: [bundle(1, content="x" * 5000), bundle(2)]}
-    sink = FakeSink(value_limit=2000)
+    sink = MemorySink(value_limit=2000)
     runner, _, _, _ = snapshotter(FakeRead(posts), sink, tmp_path, SnapshotOptions())
     result = asyncio.run(runner.run())
     assert result.oversize == 1
@@ -302,14 +200,38 @@ def test_oversize_events_are_shrunk_and_counted(tmp_path: Path) -> None:
 
 def test_tables_that_are_not_innodb_stop_it(tmp_path: Path) -> None:
     read = FakeRead(site(), engines={"wp_posts": "InnoDB", "wp_postmeta": "MyISAM"})
-    runner, state_file, _, _ = snapshotter(read, FakeSink(), tmp_path, SnapshotOptions())
+    runner, state_file, _, _ = snapshotter(read, MemorySink(), tmp_path, SnapshotOptions())
     with pytest.raises(PreflightFailed, match=r"wp_postmeta \(MyISAM\)"):
         asyncio.run(runner.run())
     assert state_file.load() is None
 
 
-def test_result_names_the_covered_ranges(tmp_path: Path) -> None:
-    checkpoint = Checkpoint(P, covered_ranges=(CoveredRange(1, 5, 9, covered_through(P2)),))
-    result = SnapshotResult(Start.RESUME, P2, (), checkpoint=checkpoint, events=3, chunks=1)
-    text = describe_result(result, topic="t", checkpoint=Path("c.json"))
-    assert "checkpoint c.json saved at binlog.000001:1000 with 1 covered ranges" in text
+# --- the state file, and the refusal to stream while it is unfinished ---
+
+
+def test_state_round_trips_through_its_file(tmp_path: Path) -> None:
+    state = SnapshotState(position=P_GTID, blogs=(1, 2))
+    state = state.chunk_acknowledged(1, 0, 100, P_GTID, [1, 100])
+    state = state.chunk_sent(1, 100, P_GTID, [101, 102])
+    state = state.chunk_acknowledged(1, 100, MAX_POST_ID, P2_GTID, [101])
+    state = state.chunk_sent(2, 0, P2_GTID, [5])
+    store = SnapshotStateFile(state_path(tmp_path / "checkpoint.json"))
+    assert store.path == tmp_path / "checkpoint.json.snapshot"
+    assert store.load() is None
+    store.save(state)
+    assert store.load() == state
+    store.path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="damaged"):
+        store.load()
+
+
+def test_run_refuses_while_a_snapshot_is_unfinished(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "checkpoint.json"
+    refuse_unfinished(checkpoint)  # no state file
+    store = SnapshotStateFile(state_path(checkpoint))
+    store.save(SnapshotState(position=P_GTID, blogs=(1,)))
+    with pytest.raises(SnapshotUnfinished, match="wpcdc snapshot") as refused:
+        refuse_unfinished(checkpoint)
+    assert refused.value.exit_code == 1
+    store.save(run_blog(SnapshotState(position=P_GTID, blogs=(1,)), 1, P_GTID, [[1]]).finished())
+    refuse_unfinished(checkpoint)
