@@ -128,12 +128,17 @@ class CheckpointSettings(_Section):
 class FoldSettings(_Section):
     """How row changes are grouped into events (see README, "Folding")."""
 
-    # Changes to one post close together (binlog commit time, whole seconds) are
-    # one logical save. 0 folds only within a transaction.
+    # A save is a burst: a group closes once its post was quiet this long...
+    quiet_seconds: float = Field(default=0.15, gt=0, le=10)
+    # ...and at this age at the latest, however busy the post.
+    max_age_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Catching up on a backlog: commits (binlog time, whole seconds) further apart
+    # than this are different saves. 0 folds only within a transaction.
     window_seconds: int = Field(default=1, ge=0, le=60)
-    # Bounds that keep memory flat whatever the transaction size.
+    # Bounds that keep memory flat whatever the transaction size or shape.
     max_changes_per_group: int = Field(default=1000, ge=1)
     max_open_groups: int = Field(default=1000, ge=1)
+    max_open_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     # Meta keys that are bookkeeping noise; their changes produce no event.
     ignored_meta_keys: list[str] = [
         "_edit_lock",
@@ -154,8 +159,11 @@ class FoldSettings(_Section):
         """The fold's own configuration: the core never sees settings models."""
         return FoldConfig(
             window_seconds=self.window_seconds,
+            quiet_seconds=self.quiet_seconds,
+            max_age_seconds=self.max_age_seconds,
             max_changes_per_group=self.max_changes_per_group,
             max_open_groups=self.max_open_groups,
+            max_open_bytes=self.max_open_bytes,
             ignored_meta_keys=frozenset(self.ignored_meta_keys),
             ignored_post_types=frozenset(self.ignored_post_types),
             emit_auto_drafts=self.emit_auto_drafts,

@@ -8,6 +8,14 @@ position (folding groups can straddle it). On resume those row changes are
 skipped for those posts only, so the replay re-creates exactly the events that
 were not yet acknowledged, with the same ids. ``covered_ranges`` do the same for
 ranges of posts that a resumed snapshot read at a later position.
+
+``covered_rows`` keeps a huge transaction's checkpoint small: every row change
+of the checkpoint's transaction up to that coordinate is in an acknowledged
+event (or in none), whatever its post, so one coordinate replaces a marker per
+post. Markers are an optimisation of the replay, never needed for correctness:
+a row change replayed although acknowledged only makes an event that a
+consumer skips as not newer (see ``wpcdc.core.fold``), so the number of markers
+is capped.
 """
 
 from __future__ import annotations
@@ -50,10 +58,13 @@ class Checkpoint:
     position: Position
     covered: tuple[Covered, ...] = field(default=())
     covered_ranges: tuple[CoveredRange, ...] = field(default=())
+    covered_rows: Coordinate | None = None
 
     def to_json(self) -> bytes:
+        rows = {} if self.covered_rows is None else {"covered_rows": self.covered_rows.to_list()}
         return dump_versioned(
             FORMAT_VERSION,
+            **rows,
             position=self.position.to_dict(),
             covered=[[c.blog_id, c.post_id, c.through.to_list()] for c in self.covered],
             covered_ranges=[
@@ -72,8 +83,12 @@ class Checkpoint:
             CoveredRange(int(blog), int(low), int(high), Coordinate.from_list(through))
             for blog, low, high, through in data.get("covered_ranges", [])
         )
+        rows = data.get("covered_rows")
         return cls(
-            position=Position.from_dict(data["position"]), covered=covered, covered_ranges=ranges
+            position=Position.from_dict(data["position"]),
+            covered=covered,
+            covered_ranges=ranges,
+            covered_rows=None if rows is None else Coordinate.from_list(rows),
         )
 
 

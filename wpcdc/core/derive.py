@@ -7,7 +7,16 @@ one ``post_meta_changed`` (meta rows by ``meta_id``, values decoded) and one
 origin so their ids are a function of binlog coordinates. It also owns how a
 wp_posts row reads as a :class:`~wpcdc.core.events.Post` (:func:`to_post`) and
 which posts stay unreported (auto-drafts nobody has been told about). The
-grouping itself is in ``wpcdc.core.fold``. Pure: no I/O.
+grouping itself is in ``wpcdc.core.fold``.
+
+Live, an event holds the group's net changes: a term added and removed within
+the group, or a meta value changed and changed back, is not mentioned. After a
+restart, the row changes the previous run may already have sent (up to where it
+stopped reading) come again in groups that can overlap the ones on the topic.
+Such *replayed* groups state everything they touched as it is after their last
+change (a term removed, a meta row gone, the post row even if unchanged), so
+that a consumer applying, per post and kind, only newer events ends in the
+database's state whatever the two groupings were. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -37,8 +46,8 @@ AUTO_DRAFT: Final = "auto-draft"
 
 
 def derive(group: _Group, config: FoldConfig) -> list[Event]:
-    """The events of a closed group, in ordinal order (none for a group that
-    only concerns an unreported auto-draft)."""
+    """The events of a closed group, in ordinal order: the post event 0, meta 1,
+    taxonomy 2 (none for a group that only concerns an unreported auto-draft)."""
     datas: list[tuple[str, PostData | MetaData | TaxonomyData]] = []
     post_event = _post_event(group, config)
     if isinstance(post_event, str):
@@ -50,8 +59,14 @@ def derive(group: _Group, config: FoldConfig) -> list[Event]:
         meta = _meta_changes(group, config)
         if meta:
             datas.append((META_EVENT, MetaData(group.blog_id, group.post_id, post_type, meta)))
-        added = [term for net, term in group.terms.values() if net > 0]
-        removed = [term for net, term in group.terms.values() if net < 0]
+        if group.replayed:
+            # Events of this range may be on the topic already, grouped otherwise:
+            # state every touched term (see the module docstring).
+            added = [term for _, term, present in group.terms.values() if present]
+            removed = [term for _, term, present in group.terms.values() if not present]
+        else:
+            added = [term for net, term, _ in group.terms.values() if net > 0]
+            removed = [term for net, term, _ in group.terms.values() if net < 0]
         if added or removed:
             datas.append(
                 (
@@ -60,7 +75,11 @@ def derive(group: _Group, config: FoldConfig) -> list[Event]:
                 )
             )
     origin = Origin(
-        file=group.origin.file, pos=group.origin.pos, gtid=group.origin_gtid, first=group.first
+        file=group.origin.file,
+        pos=group.origin.pos,
+        gtid=group.origin_gtid,
+        first=group.first,
+        last=group.last,
     )
     return [
         Event(
@@ -72,8 +91,14 @@ def derive(group: _Group, config: FoldConfig) -> list[Event]:
             timestamp=group.last_timestamp,
             data=data,
         )
-        for ordinal, (event_type, data) in enumerate(datas)
+        for event_type, data in datas
+        for ordinal in (_ORDINALS.get(event_type, 0),)
     ]
+
+
+# The ordinal of each kind is fixed, so that, per post and kind, the sequences of
+# events compare whatever else their groups held (a replay may group differently).
+_ORDINALS: Final = {META_EVENT: 1, TAXONOMY_EVENT: 2}
 
 
 def _post_type(group: _Group) -> str | None:
@@ -100,6 +125,9 @@ def _post_event(group: _Group, config: FoldConfig) -> tuple[str, PostData] | str
         return "suppress" if hidden_before else None
     status_after = None if after is None else str(text(after.get("post_status")))
     if before is None and after is None:
+        if group.replayed and group.post_last is not None:
+            # Its creation may be on the topic already: say it is gone.
+            return "post_deleted", _post_data(group, to_post(group.post_last))
         return None  # created and deleted within the group: nothing to report
     if after is None:
         if hidden_before:
@@ -115,7 +143,7 @@ def _post_event(group: _Group, config: FoldConfig) -> tuple[str, PostData] | str
     changed = [
         name for name in _COMPARED_FIELDS if getattr(post_before, name) != getattr(post_after, name)
     ]
-    if not changed:
+    if not changed and not group.replayed:
         return None  # only bookkeeping columns changed (to_ping, pinged, ...)
     data = _post_data(group, post_after)
     data.changed = changed
@@ -154,6 +182,10 @@ def _meta_changes(group: _Group, config: FoldConfig) -> list[MetaChange]:
         if key in config.ignored_meta_keys:
             continue
         if before is None and after is None:
+            if not group.replayed:
+                continue  # added and deleted within the group
+            # Its addition may be on the topic already: say it is gone.
+            changes.append(MetaChange(key, "deleted", meta_id))
             continue
         if before is None:
             assert after is not None
@@ -186,9 +218,11 @@ def _meta_changes(group: _Group, config: FoldConfig) -> list[MetaChange]:
                     old.error,
                 )
             )
-        elif before.get("meta_value") != after.get("meta_value") or before.get(
-            "meta_key"
-        ) != after.get("meta_key"):
+        elif (
+            group.replayed
+            or before.get("meta_value") != after.get("meta_value")
+            or before.get("meta_key") != after.get("meta_key")
+        ):
             value = decode_meta(after.get("meta_value"))
             old = decode_meta(before.get("meta_value"))
             changes.append(

@@ -176,12 +176,14 @@ EventData = PostData | MetaData | TaxonomyData | SnapshotData
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where an event comes from in the binlog: its first row change."""
+    """Where an event comes from in the binlog: its first row change (``file``,
+    ``pos`` and ``gtid`` name its transaction) and its last (None: the same)."""
 
     file: str
     pos: int
     gtid: str | None
     first: Coordinate
+    last: Coordinate | None = None
 
 
 @dataclass(slots=True)
@@ -200,12 +202,18 @@ class Event:
 
     @property
     def id(self) -> str:
-        """Deterministic: the same binlog coordinates give the same id on replay."""
+        """Deterministic, and the same only for the same content: it names the
+        group's first and last row change, so a replay that groups differently
+        makes new ids, never an old id with other content."""
+        origin = self.origin
         if self.type == SNAPSHOT_EVENT:
             # All posts of a snapshot share its position: the post tells them apart.
-            return f"{self.origin.file}:{self.origin.pos}/snapshot/{self.blog_id}:{self.post_id}"
-        where = self.origin.gtid or f"{self.origin.file}:{self.origin.pos}"
-        return f"{where}/{self.origin.first.row}/{self.type}"
+            return f"{origin.file}:{origin.pos}/snapshot/{self.blog_id}:{self.post_id}"
+        where = origin.gtid or f"{origin.file}:{origin.pos}"
+        last = origin.last
+        if last is None or last == origin.first:
+            return f"{where}/{origin.first.row}/{self.type}"
+        return f"{where}/{origin.first.row}..{last.file_index}:{last.pos}:{last.row}/{self.type}"
 
     @property
     def key(self) -> bytes:
@@ -213,7 +221,9 @@ class Event:
 
     @property
     def sequence(self) -> str:
-        return self.origin.first.sequence(self.ordinal)
+        """Orders the state the event carries (as of its last row change): per
+        post, an event is newer than another iff its sequence is greater."""
+        return (self.origin.last or self.origin.first).sequence(self.ordinal)
 
 
 def to_envelope(event: Event, source: str) -> dict[str, Any]:

@@ -9,23 +9,41 @@ This module owns the grouping: which post a row change belongs to, which
 changes are skipped as already acknowledged (the checkpoint's covered posts),
 and when a group closes.
 
-A group closes when
-- a transaction commits more than ``window_seconds`` (binlog commit time) after
-  the group's last change,
-- another connection thread touches the same post (MySQL only: MariaDB writes
-  no thread id for row transactions),
-- it holds ``max_changes_per_group`` row changes, or more than
-  ``max_open_groups`` groups are open (the least recently touched closes),
-- the post row is deleted (at the end of that transaction),
-- the source reports it is idle at the end of the binlog (nothing arrived for
-  a heartbeat period, longer than the window).
-All but the last depend on binlog content only, so a replay from a checkpoint
-rebuilds the same groups and the same event ids. Pure: no I/O, no clock.
+A WordPress save is a burst of autocommitted transactions from one connection,
+a few ms to ~200 ms long. A group closes when the burst ends, and always within
+a bounded age and size:
+
+- **quiet**: no change reached the group for ``quiet_seconds`` (time of
+  arrival at wpcdc: while the reader is caught up that is the time of the
+  commit, give or take the network);
+- **age**: it has been open ``max_age_seconds``, however busy the post is (a
+  view counter updated four times a second never holds back a title edit, nor
+  the checkpoint);
+- **binlog time**: a transaction commits more than ``window_seconds`` after
+  the group's last change (binlog timestamps; this separates saves while a
+  backlog is read faster than it was written);
+- **connection**: another connection thread touches the post (MySQL only:
+  MariaDB writes no thread id for row transactions);
+- **bounds**: it holds ``max_changes_per_group`` row changes; more than
+  ``max_open_groups`` groups are open or the open groups hold more than
+  ``max_open_bytes`` of row images (the least recently touched close first), so
+  memory stays bounded whatever the shape of a transaction;
+- the post row is deleted (at the end of that transaction), or the source is
+  idle at the end of the binlog.
+
+Time-based rules make the grouping of a replay differ from the live run's. That
+is harmless by construction (promise "recognisable replays",
+docs/ARCHITECTURE.md): an event id names the group's first *and* last row
+change, so the same id always means the same content, and an event's
+``sequence`` is its last row change, the state it carries; a consumer that
+applies, per post, only events newer than the last it applied ends in the
+database's state whatever grouping a replay chose. Pure: no I/O; time comes in
+as arguments (``now``, seconds on a monotonic clock).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -46,8 +64,11 @@ PostKey = tuple[int, int]  # (blog_id, post_id)
 @dataclass(frozen=True, slots=True)
 class FoldConfig:
     window_seconds: int = 1
+    quiet_seconds: float = 0.15
+    max_age_seconds: float = 1.0
     max_changes_per_group: int = 1000
     max_open_groups: int = 1000
+    max_open_bytes: int = 32 * 1024 * 1024
     ignored_meta_keys: frozenset[str] = frozenset()
     ignored_post_types: frozenset[str] = frozenset({"revision"})
     emit_auto_drafts: bool = False
@@ -62,6 +83,9 @@ class ClosedGroup:
     origin: Position
     last: Coordinate
     events: list[Event]
+    # The group's first row change, and the commit time of its transaction.
+    first: Coordinate | None = None
+    first_timestamp: int = 0
 
 
 @dataclass(slots=True)
@@ -73,17 +97,30 @@ class _Group:
     origin_gtid: str | None
     first: Coordinate
     last: Coordinate
+    first_timestamp: int
     last_timestamp: int
     # What the mirror knew of the post when the group opened.
     info: PostInfo | None
+    # Arrival times (monotonic seconds; None when the caller gives no time).
+    opened_at: float | None = None
+    touched_at: float | None = None
+    # Estimated memory of the row images held (see _row_bytes).
+    size: int = 0
     changes: int = 0
     post_seen: bool = False
     post_before: Row | None = None
     post_after: Row | None = None
+    # The last image of the post row seen (for a post created and deleted here).
+    post_last: Row | None = None
+    # Some of its row changes come before where the previous run stopped reading,
+    # so events of it may already be on the topic: derive reports the state of
+    # everything the group touched, not only net changes (see derive).
+    replayed: bool = False
     # meta_id -> [row before the group's first change of it, row after its last]
     meta: dict[int, list[Row | None]] = field(default_factory=dict)
-    # term_taxonomy_id -> (net +1 added / -1 removed, the term as resolved then)
-    terms: dict[int, tuple[int, TermRef]] = field(default_factory=dict)
+    # term_taxonomy_id -> (net +1 added / -1 removed, the term as resolved then,
+    # whether the post has it after the group's last change)
+    terms: dict[int, tuple[int, TermRef, bool]] = field(default_factory=dict)
     deleted: bool = False
 
 
@@ -97,21 +134,38 @@ class Folder:
         mirror: Mirror,
         covered: Mapping[PostKey, Coordinate] | None = None,
         covered_ranges: Sequence[CoveredRange] = (),
+        covered_rows: Coordinate | None = None,
+        replay_until: Position | None = None,
     ) -> None:
         self._config = config
+        # Row changes before this position were read by an earlier run, which may
+        # have sent events of them before it stopped (None: a fresh start).
+        self._replay_until = None if replay_until is None else Coordinate.of(replay_until, 0)
         self._mirror = mirror
         # Row changes already in acknowledged events (from the checkpoint): skipped.
         self._covered = dict(covered or {})
         self._covered_ranges = list(covered_ranges)
+        self._covered_rows = covered_rows
         # Open groups, least recently touched first.
         self._open: OrderedDict[PostKey, _Group] = OrderedDict()
+        # Open groups in the order they opened (oldest first), for the age rule;
+        # entries of groups closed since are dropped when they reach the front.
+        self._opened: deque[tuple[float, PostKey, _Group]] = deque()
+        self._open_bytes = 0
         self._txn_start: Position | None = None
         self._close_at_commit: set[PostKey] = set()
         self.position: Position | None = None
+        # The last row change fed (None before the first).
+        self.fed: Coordinate | None = None
 
     @property
     def open_groups(self) -> int:
         return len(self._open)
+
+    @property
+    def open_bytes(self) -> int:
+        """Estimated memory held by the open groups' row images."""
+        return self._open_bytes
 
     def oldest_open(self) -> Position | None:
         """Where the oldest open group's first transaction starts (None when no group
@@ -120,14 +174,22 @@ class Folder:
             return None
         return min((group.origin for group in self._open.values()), key=Position.key)
 
-    def feed(self, part: TransactionPart) -> list[ClosedGroup]:
-        closed: list[ClosedGroup] = []
+    def oldest_open_first(self) -> tuple[Coordinate, int] | None:
+        """The first row change of the oldest open group and its commit time."""
+        if not self._open:
+            return None
+        group = min(self._open.values(), key=lambda g: g.first)
+        return group.first, group.first_timestamp
+
+    def feed(self, part: TransactionPart, now: float | None = None) -> list[ClosedGroup]:
+        """Fold one transaction part that arrived at ``now`` (None: no time-based rules)."""
+        closed = self.tick(now) if now is not None else []
         txn = part.transaction
         if txn.start != self._txn_start:
             self._txn_start = txn.start
             closed += self._close_expired(txn.timestamp)
         for change in part.changes:
-            closed += self._apply(txn, change)
+            closed += self._apply(txn, change, now)
         if part.end is not None:
             self.position = part.end
             self._txn_start = None
@@ -139,6 +201,41 @@ class Folder:
                         closed.append(self._close(key))
             self._close_at_commit.clear()
         return closed
+
+    def tick(self, now: float) -> list[ClosedGroup]:
+        """Close the groups that went quiet or grew old by ``now``."""
+        closed: list[ClosedGroup] = []
+        quiet_since = now - self._config.quiet_seconds
+        # Least recently touched first: stop at the first one still busy.
+        while self._open:
+            key, group = next(iter(self._open.items()))
+            if group.touched_at is None or group.touched_at > quiet_since:
+                break
+            closed.append(self._close(key))
+        opened_before = now - self._config.max_age_seconds
+        while self._opened:
+            opened_at, key, group = self._opened[0]
+            if self._open.get(key) is not group:
+                self._opened.popleft()  # closed since
+            elif opened_at <= opened_before:
+                self._opened.popleft()
+                closed.append(self._close(key))
+            else:
+                break
+        return closed
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` will next have a group to close (None: no timed group open)."""
+        deadlines = []
+        for group in self._open.values():  # only the least recently touched matters
+            if group.touched_at is not None:
+                deadlines.append(group.touched_at + self._config.quiet_seconds)
+            break
+        while self._opened and self._open.get(self._opened[0][1]) is not self._opened[0][2]:
+            self._opened.popleft()
+        if self._opened:
+            deadlines.append(self._opened[0][0] + self._config.max_age_seconds)
+        return min(deadlines) if deadlines else None
 
     def idle(self) -> list[ClosedGroup]:
         """The source reached the end of the binlog and it stayed quiet: close all."""
@@ -167,30 +264,41 @@ class Folder:
             closed.append(self._close(key))
         return closed
 
-    def _apply(self, txn: Transaction, change: RowChange) -> list[ClosedGroup]:
+    def _apply(self, txn: Transaction, change: RowChange, now: float | None) -> list[ClosedGroup]:
         closed: list[ClosedGroup] = []
         key = self._target(change)
         coordinate = txn.coordinate(change.row)
+        self.fed = coordinate
         if key is not None and self._already_acknowledged(key, coordinate):
             key = None
         if key is not None:
             group = self._open.get(key)
-            if (
-                group is not None
-                and group.owner is not None
-                and txn.thread_id is not None
-                and group.owner != txn.thread_id
+            if group is not None and (
+                (
+                    group.owner is not None
+                    and txn.thread_id is not None
+                    and group.owner != txn.thread_id
+                )
+                or (
+                    now is not None
+                    and group.opened_at is not None
+                    and now - group.opened_at >= self._config.max_age_seconds
+                )
             ):
                 closed.append(self._close(key))
                 group = None
             if group is None:
-                group = self._open_group(key, txn, coordinate)
+                group = self._open_group(key, txn, coordinate, now)
             else:
                 self._open.move_to_end(key)
             self._add(group, change, coordinate, txn.timestamp)
-            if group.changes >= self._config.max_changes_per_group:
+            group.touched_at = now
+            config = self._config
+            if group.changes >= config.max_changes_per_group:
                 closed.append(self._close(key))
-            elif len(self._open) > self._config.max_open_groups:
+            while self._open and (
+                len(self._open) > config.max_open_groups or self._open_bytes > config.max_open_bytes
+            ):
                 closed.append(self._close(next(iter(self._open))))
         # After the group looked at the mirror's earlier view of the post.
         self._mirror.apply(change)
@@ -229,6 +337,10 @@ class Folder:
         return info.type if info is not None else None
 
     def _already_acknowledged(self, key: PostKey, coordinate: Coordinate) -> bool:
+        if self._covered_rows is not None:
+            if coordinate <= self._covered_rows:
+                return True
+            self._covered_rows = None  # past it: nothing more to skip
         if self._covered_ranges and any(
             r.contains(*key) and coordinate <= r.through for r in self._covered_ranges
         ):
@@ -241,7 +353,9 @@ class Folder:
         del self._covered[key]  # past it: nothing more to skip for this post
         return False
 
-    def _open_group(self, key: PostKey, txn: Transaction, coordinate: Coordinate) -> _Group:
+    def _open_group(
+        self, key: PostKey, txn: Transaction, coordinate: Coordinate, now: float | None
+    ) -> _Group:
         group = _Group(
             blog_id=key[0],
             post_id=key[1],
@@ -250,13 +364,25 @@ class Folder:
             origin_gtid=txn.gtid,
             first=coordinate,
             last=coordinate,
+            first_timestamp=txn.timestamp,
             last_timestamp=txn.timestamp,
             info=self._mirror.post(*key),
+            opened_at=now,
         )
+        if self._replay_until is not None:
+            if coordinate < self._replay_until:
+                group.replayed = True
+            else:
+                self._replay_until = None  # past it for good
         self._open[key] = group
+        if now is not None:
+            self._opened.append((now, key, group))
         return group
 
     def _add(self, group: _Group, change: RowChange, coordinate: Coordinate, ts: int) -> None:
+        size = _row_bytes(change.before) + _row_bytes(change.after)
+        group.size += size
+        self._open_bytes += size
         group.changes += 1
         group.last = coordinate
         group.last_timestamp = max(group.last_timestamp, ts)
@@ -266,6 +392,7 @@ class Folder:
                 group.post_seen = True
                 group.post_before = change.before
             group.post_after = change.after
+            group.post_last = change.after or change.before
             if change.op is Op.DELETE:
                 group.deleted = True
                 self._close_at_commit.add((group.blog_id, group.post_id))
@@ -281,8 +408,11 @@ class Folder:
             delta = {Op.INSERT: 1, Op.DELETE: -1}.get(change.op, 0)
             if change.op is Op.UPDATE and change.before is not None and change.after is not None:
                 delta = 0  # term_order only: not a membership change
-            net, term = group.terms.get(tt_id, (0, self._resolve(group.blog_id, tt_id)))
-            group.terms[tt_id] = (net + delta, term)
+            net, term, present = group.terms.get(
+                tt_id, (0, self._resolve(group.blog_id, tt_id), False)
+            )
+            present = {Op.INSERT: True, Op.DELETE: False}.get(change.op, present)
+            group.terms[tt_id] = (net + delta, term, present)
 
     def _resolve(self, blog: int, tt_id: int) -> TermRef:
         found = self._mirror.term(blog, tt_id)
@@ -302,10 +432,30 @@ class Folder:
 
     def _close(self, key: PostKey) -> ClosedGroup:
         group = self._open.pop(key)
+        self._open_bytes -= group.size
         return ClosedGroup(
             blog_id=group.blog_id,
             post_id=group.post_id,
             origin=group.origin,
             last=group.last,
             events=derive(group, self._config),
+            first=group.first,
+            first_timestamp=group.first_timestamp,
         )
+
+
+# What a row image costs in memory, roughly: a dict with its keys (shared
+# strings), a boxed value per column, and the text itself. An estimate is
+# enough: it only has to grow with what the groups really hold.
+_ROW_OVERHEAD = 240
+_COLUMN_OVERHEAD = 72
+
+
+def _row_bytes(row: Row | None) -> int:
+    if row is None:
+        return 0
+    size = _ROW_OVERHEAD + _COLUMN_OVERHEAD * len(row)
+    for value in row.values():
+        if isinstance(value, str | bytes):
+            size += len(value)
+    return size

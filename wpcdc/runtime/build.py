@@ -23,6 +23,7 @@ from wpcdc.kafka.sink import KafkaSink
 from wpcdc.mysql.binlog import BinlogSource
 from wpcdc.mysql.posts import load_mirror
 from wpcdc.mysql.signal import SignalTable
+from wpcdc.mysql.status import current_position
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.pipeline import Pipeline, StreamConfig
 
@@ -40,6 +41,9 @@ async def build_pipeline(
     connected and its topic exists on entry; the sink and the signal table are
     closed on exit."""
     mirror = await asyncio.to_thread(load_mirror, settings.mysql)
+    # A run before this one (or the pipeline this one replaces) read no further than
+    # the binlog's end now: row changes before it may have events on the topic.
+    read_before = await asyncio.to_thread(current_position, settings.mysql)
     sink = KafkaSink(settings=settings.kafka)
     signals = SignalTable(settings.mysql)
     await sink.start()
@@ -50,9 +54,9 @@ async def build_pipeline(
             source=BinlogSource(
                 mysql=settings.mysql,
                 start=checkpoint.position,
-                # Idle closes fold groups: it must mean "quiet for longer than the
-                # window", so that it agrees with what a replay would decide.
-                heartbeat=float(settings.fold.window_seconds + 1),
+                # Idle closes every fold group: a heartbeat means the server had
+                # nothing to send for this long, longer than any quiet gap.
+                heartbeat=max(1.0, settings.fold.quiet_seconds),
             ),
             sink=sink,
             store=store,
@@ -61,8 +65,12 @@ async def build_pipeline(
                 mirror=mirror,
                 covered=covered,
                 covered_ranges=checkpoint.covered_ranges,
+                covered_rows=checkpoint.covered_rows,
+                replay_until=read_before if checkpoint.position < read_before else None,
             ),
-            tracker=AckTracker(checkpoint.covered, checkpoint.covered_ranges),
+            tracker=AckTracker(
+                checkpoint.covered, checkpoint.covered_ranges, checkpoint.covered_rows
+            ),
             start=checkpoint.position,
             config=StreamConfig(
                 source_name=source_name(settings),

@@ -51,7 +51,13 @@ class Checkpointer:
             holds.append(self.resnapshots.hold())
         held = [p for p in holds if p]
         hold = min(held, key=Position.key) if held else None
-        return self.tracker.checkpoint(consumed, hold)
+        oldest_open = self.folder.oldest_open_first()
+        return self.tracker.checkpoint(
+            consumed,
+            hold,
+            open_first=None if oldest_open is None else oldest_open[0],
+            fed=self.folder.fed,
+        )
 
     def maybe_save(self) -> None:
         """Save when ``interval`` seconds have passed since the last save."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from wpcdc.core.rows import SourceItem, TransactionPart
 
@@ -101,9 +102,11 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What the reader handed over since the last take; ``end`` once the source ended."""
+    """What the reader handed over since the last take, with the time each item
+    was read (the reader's clock); ``end`` once the source ended."""
 
     items: list[object]
+    arrivals: list[float]
     end: End | None
 
 
@@ -114,9 +117,12 @@ class Reader:
     at most ``capacity`` row changes, whatever the size of the transactions.
     """
 
-    def __init__(self, source: Source, capacity: int) -> None:
+    def __init__(
+        self, source: Source, capacity: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._source = source
         self._capacity = capacity
+        self._clock = clock
         self._handoff: Handoff | None = None
 
     def start(self) -> None:
@@ -131,9 +137,17 @@ class Reader:
         """Everything read since the last take: at least one item or the end."""
         assert self._handoff is not None, "Reader.take() before start()"
         taken = await self._handoff.take()
-        items = [item for item in taken if not isinstance(item, End)]
-        end = next((item for item in taken if isinstance(item, End)), None)
-        return Batch(items, end)
+        items: list[object] = []
+        arrivals: list[float] = []
+        end: End | None = None
+        for entry in taken:
+            arrival, item = cast(tuple[float, object], entry)
+            if isinstance(item, End):
+                end = item
+            else:
+                items.append(item)
+                arrivals.append(arrival)
+        return Batch(items, arrivals, end)
 
     def stop(self) -> None:
         """Release a reader blocked on a full hand-over, and stop the source."""
@@ -142,12 +156,15 @@ class Reader:
         self._source.stop()
 
     def _read(self, handoff: Handoff) -> None:
+        # Each item goes with the time it was read: the fold's quiet and age rules
+        # measure the writer's pace, not how busy the loop was when it took it.
+        clock = self._clock
         error: BaseException | None = None
         try:
             for item in self._source.items():
                 weight = len(item.changes) if isinstance(item, TransactionPart) else 0
-                if not handoff.put(item, max(weight, 1)):
+                if not handoff.put((clock(), item), max(weight, 1)):
                     return
         except BaseException as exc:  # raised again on the loop's side
             error = exc
-        handoff.put(End(error))
+        handoff.put((clock(), End(error)))

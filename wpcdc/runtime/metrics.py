@@ -39,8 +39,18 @@ class Metrics:
             "wpcdc_last_commit_timestamp_seconds",
             "Commit time of the last transaction read from the binlog.",
         )
-        # Work held in memory, bounded by fold.max_open_groups.
+        # Freshness as a consumer feels it: the age of the oldest change read but
+        # not yet acknowledged by the broker (0 when the topic is up to date).
+        self.unacknowledged_age = gauge(
+            "wpcdc_unacknowledged_change_age_seconds",
+            "Seconds since the commit of the oldest change not yet acknowledged on the topic.",
+        )
+        # Work held in memory, bounded by fold.max_open_groups...
         self.open_groups = gauge("wpcdc_open_groups", "Fold groups waiting to close.")
+        # ...and by fold.max_open_bytes (an estimate of the row images held).
+        self.open_bytes = gauge(
+            "wpcdc_open_group_bytes", "Estimated bytes of row images held by open fold groups."
+        )
         # Work waiting for the broker; it holds the checkpoint back.
         self.in_flight = gauge(
             "wpcdc_in_flight_groups",

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
@@ -36,7 +37,7 @@ from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, TransactionPart
 from wpcdc.runtime.checkpointer import Checkpointer
-from wpcdc.runtime.handoff import Reader, Source
+from wpcdc.runtime.handoff import Batch, Reader, Source
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.resnapshot import Resnapshots, SignalTable
 from wpcdc.runtime.sender import Sender, Sink
@@ -76,7 +77,8 @@ class Pipeline:
         self._tracker = tracker
         self._config = config
         self._metrics = metrics
-        self._reader = Reader(source, config.queue_rows)
+        self._clock = clock
+        self._reader = Reader(source, config.queue_rows, clock)
         self._sender = Sender(
             sink=sink, tracker=tracker, source_name=config.source_name, metrics=metrics
         )
@@ -115,24 +117,40 @@ class Pipeline:
         self._reader.start()
         stopping = asyncio.ensure_future(stop.wait())
         failing = asyncio.ensure_future(self._sender.failed())
+        taking: asyncio.Future[Batch] | None = None
         try:
             while True:
-                taking = asyncio.ensure_future(self._reader.take())
-                await asyncio.wait({taking, stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+                if taking is None:
+                    taking = asyncio.ensure_future(self._reader.take())
+                # Wake for the next item, or when an open group is due to close.
+                deadline = self._folder.next_deadline()
+                timeout = None if deadline is None else max(deadline - self._clock(), 0.0)
+                waits: set[asyncio.Future[Any]] = {taking, stopping, failing}
+                await asyncio.wait(
+                    waits,
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 self._sender.raise_on_failure()
-                if not taking.done():
-                    taking.cancel()
+                if stopping.done():
                     break
-                batch = taking.result()
-                await self._consume(batch.items)
+                batch = None
+                if taking.done():
+                    batch, taking = taking.result(), None
+                    await self._consume(batch)
+                for group in self._folder.tick(self._clock()):
+                    await self._sender.send(group)
+                self._report()
                 self._sender.raise_on_failure()
                 self._checkpointer.maybe_save()
-                if batch.end is not None:
+                if batch is not None and batch.end is not None:
                     if batch.end.error is not None:
                         raise batch.end.error
                     break
             self._sender.raise_on_failure()
         finally:
+            if taking is not None:
+                taking.cancel()
             stopping.cancel()
             failing.cancel()
             self._reader.stop()
@@ -145,16 +163,16 @@ class Pipeline:
         """The checkpoint that may be saved now."""
         return self._checkpointer.checkpoint()
 
-    async def _consume(self, batch: list[object]) -> None:
+    async def _consume(self, batch: Batch) -> None:
         metrics = self._metrics
-        for item in batch:
+        for item, arrival in zip(batch.items, batch.arrivals, strict=True):
             if isinstance(item, TransactionPart):
                 if item.end is not None:
                     metrics.transactions.inc()
                     metrics.last_commit.set(item.transaction.timestamp)
                 for change in item.changes:
                     metrics.row_changes.labels(change.table.kind.value).inc()
-                closed = self._folder.feed(item)
+                closed = self._folder.feed(item, arrival)
             elif isinstance(item, Idle):
                 closed = self._folder.idle()
             else:
@@ -163,8 +181,24 @@ class Pipeline:
                 await self._sender.send(group)
             if self._resnapshots is not None and isinstance(item, TransactionPart) and item.changes:
                 await self._resnapshots.observe(item)
+
+    def _report(self) -> None:
+        metrics = self._metrics
         metrics.open_groups.set(self._folder.open_groups)
+        metrics.open_bytes.set(self._folder.open_bytes)
         metrics.in_flight.set(self._tracker.in_flight)
+        # What a consumer feels: how long ago the oldest change not yet on the topic
+        # was committed (0 when everything read is acknowledged).
+        pending = [
+            t
+            for t in (self._tracker.oldest_unacknowledged_timestamp(), self._folder_oldest_time())
+            if t is not None
+        ]
+        metrics.unacknowledged_age.set(max(time.time() - min(pending), 0.0) if pending else 0.0)
+
+    def _folder_oldest_time(self) -> int | None:
+        oldest = self._folder.oldest_open_first()
+        return None if oldest is None else oldest[1]
 
     async def _shutdown(self) -> None:
         """Wait (bounded) for what was sent, then save the checkpoint it allows."""

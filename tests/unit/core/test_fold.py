@@ -54,8 +54,12 @@ def test_ids_and_sequences_are_pure_functions_of_the_binlog() -> None:
     first = fold_all(make_folder(), log.log)
     second = fold_all(make_folder(), log.log)
     assert [(e.id, e.sequence) for e in first] == [(e.id, e.sequence) for e in second]
-    assert first[0].id == "0-1-1/0/post_created"
+    # The id names the group's first row change (GTID 0-1-1, row 0) and its last
+    # (binlog file 1, the transaction at 1204, row 0): the same id, the same content.
+    assert first[0].id == "0-1-1/0..1:1204:0/post_created"
     assert [e.sequence for e in first] == sorted(e.sequence for e in first)
+    # The sequence is the last row change: the state the event carries.
+    assert first[0].sequence == "0000000001-0000001204-0000000000-000"
 
 
 def test_auto_draft_is_held_back_until_first_real_save() -> None:
