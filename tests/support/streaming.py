@@ -157,6 +157,8 @@ class Record:
     partition: int
     offset: int
     event: dict[str, Any]
+    # When wpcdc produced it (the producer's CreateTime), ms since the epoch.
+    timestamp_ms: int = 0
 
 
 def read_topic(bootstrap_servers: str, topic: str, *, validate_schema: bool = True) -> list[Record]:
@@ -187,7 +189,12 @@ async def _read_topic(bootstrap_servers: str, topic: str, validate_schema: bool)
                             validate(event)
                         records.append(
                             Record(
-                                message.key, message.value, message.partition, message.offset, event
+                                message.key,
+                                message.value,
+                                message.partition,
+                                message.offset,
+                                event,
+                                message.timestamp,
                             )
                         )
         return records
