@@ -77,3 +77,24 @@ def write_posts(site: WordPressSite, posts: int, *, edits: bool) -> None:
 
 def write_big_transaction(site: WordPressSite, rows: int, posts: int = 4) -> None:
     site.php(WRITE_BIG_TRANSACTION, {"rows": rows, "posts": posts})
+
+
+def write_interleaved(site: WordPressSite, server: MariaDBServer, rows: int, posts: int) -> None:
+    """``posts`` new posts, then one INSERT ... SELECT of ``rows`` meta rows (100-byte
+    values) that goes round-robin across them: one transaction whose row changes
+    interleave every post, the shape that made every group stay open at once."""
+    ids = site.php(
+        "$ids = []; for ($p = 0; $p < $args; $p++) { $ids[] = wp_insert_post("
+        "['post_title' => \"Interleaved $p\", 'post_status' => 'publish'], true); } return $ids;",
+        posts,
+    )
+    first, count = min(ids), len(ids)
+    assert max(ids) - first + 1 == count, "post ids are not consecutive"
+    with server.connect(DATABASE) as conn, conn.cursor() as cursor:
+        # MariaDB's SEQUENCE engine: seq_0_to_N is a table of numbers.
+        cursor.execute(
+            "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) "
+            f"SELECT {first} + seq % {count}, CONCAT('bulk_', seq), REPEAT('v', 100) "
+            f"FROM seq_0_to_{rows - 1} ORDER BY seq"
+        )
+        conn.commit()

@@ -56,7 +56,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _workload import DATABASE, install_wordpress, write_big_transaction, write_posts
+from _workload import (
+    DATABASE,
+    install_wordpress,
+    write_big_transaction,
+    write_interleaved,
+    write_posts,
+)
 from prometheus_client import CollectorRegistry
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import XidEvent
@@ -156,6 +162,8 @@ class Result:
     events: int | None
     rss_start_mib: float
     rss_peak_mib: float
+    # wpcdc only: the largest checkpoint file it wrote.
+    checkpoint_max_bytes: int | None = None
 
 
 def peak_rss_mib() -> float:
@@ -246,7 +254,7 @@ def run_wpcdc(job: Job, rss_start: float) -> Result:
 async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
     """The pipeline built as ``wpcdc run`` builds it, from a checkpoint at the start
     of the range, until every event up to its end is acknowledged."""
-    store = FileCheckpointStore(settings.checkpoint.path)
+    store = _SizedStore(settings.checkpoint.path)
     checkpoint = Checkpoint(position=job.start)
     store.save(checkpoint)
     registry = CollectorRegistry()
@@ -271,7 +279,18 @@ async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
         int(_total(registry, "wpcdc_events_total")),
         rss_start,
         peak_rss_mib(),
+        store.largest,
     )
+
+
+class _SizedStore(FileCheckpointStore):
+    """The file store, noting the largest checkpoint it wrote."""
+
+    largest = 0
+
+    def save(self, document: Checkpoint) -> None:
+        super().save(document)
+        self.largest = max(self.largest, self.path.stat().st_size)
 
 
 async def _stop_at(end: Position, folder: Folder, tracker: AckTracker, stop: asyncio.Event) -> None:
@@ -356,7 +375,7 @@ def record(
 def workloads(
     args: argparse.Namespace, server: MariaDBServer, site: WordPressSite, mysql: MysqlSettings
 ) -> Iterator[Workload]:
-    if not args.big_transaction:
+    if not args.big_transaction and not args.interleaved:
         yield record(
             f"{args.posts} posts, then an edit of each",
             server,
@@ -369,6 +388,14 @@ def workloads(
             server,
             mysql,
             partial(write_big_transaction, site, rows),
+        )
+    if args.interleaved:
+        rows, posts = args.interleaved
+        yield record(
+            f"one transaction of {rows:,} meta rows interleaved across {posts:,} posts",
+            server,
+            mysql,
+            partial(write_interleaved, site, server, rows, posts),
         )
 
 
@@ -432,6 +459,9 @@ def report(workload: Workload, results: dict[str, list[Result]]) -> None:
             f"{statistics.median(r.rss_peak_mib for r in runs):8.1f}M {ratio:>12}"
         )
     print("(RSS in MiB: at process start, after imports, and peak; medians over rounds)")
+    largest = [r.checkpoint_max_bytes for r in results.get("wpcdc", []) if r.checkpoint_max_bytes]
+    if largest:
+        print(f"largest checkpoint file written by wpcdc: {max(largest):,} bytes")
 
 
 def main() -> None:
@@ -445,6 +475,13 @@ def main() -> None:
         default=[],
         metavar="N",
         help="instead of the posts workload, one transaction of N meta rows per N given",
+    )
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "POSTS"),
+        help="also one INSERT of ROWS meta rows round-robin across POSTS posts (SQL)",
     )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
