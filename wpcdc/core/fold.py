@@ -104,6 +104,10 @@ class _Group:
     # Arrival times (monotonic seconds; None when the caller gives no time).
     opened_at: float | None = None
     touched_at: float | None = None
+    # The start of the last transaction that touched it: while that transaction
+    # is still being read, time alone never closes the group (its rows commit
+    # together; a slow read of a huge transaction is not a quiet writer).
+    txn: Position | None = None
     # Estimated memory of the row images held (see _row_bytes).
     size: int = 0
     changes: int = 0
@@ -209,15 +213,15 @@ class Folder:
         # Least recently touched first: stop at the first one still busy.
         while self._open:
             key, group = next(iter(self._open.items()))
-            if group.touched_at is None or group.touched_at > quiet_since:
-                break
+            if group.touched_at is None or group.touched_at > quiet_since or self._reading(group):
+                break  # the rest were touched later (or are in the transaction being read)
             closed.append(self._close(key))
         opened_before = now - self._config.max_age_seconds
         while self._opened:
             opened_at, key, group = self._opened[0]
             if self._open.get(key) is not group:
                 self._opened.popleft()  # closed since
-            elif opened_at <= opened_before:
+            elif opened_at <= opened_before and not self._reading(group):
                 self._opened.popleft()
                 closed.append(self._close(key))
             else:
@@ -228,14 +232,18 @@ class Folder:
         """When :meth:`tick` will next have a group to close (None: no timed group open)."""
         deadlines = []
         for group in self._open.values():  # only the least recently touched matters
-            if group.touched_at is not None:
+            if group.touched_at is not None and not self._reading(group):
                 deadlines.append(group.touched_at + self._config.quiet_seconds)
             break
         while self._opened and self._open.get(self._opened[0][1]) is not self._opened[0][2]:
             self._opened.popleft()
-        if self._opened:
+        if self._opened and not self._reading(self._opened[0][2]):
             deadlines.append(self._opened[0][0] + self._config.max_age_seconds)
         return min(deadlines) if deadlines else None
+
+    def _reading(self, group: _Group) -> bool:
+        """Whether the group's last transaction is the one still being read."""
+        return self._txn_start is not None and group.txn == self._txn_start
 
     def idle(self) -> list[ClosedGroup]:
         """The source reached the end of the binlog and it stayed quiet: close all."""
@@ -283,6 +291,7 @@ class Folder:
                     now is not None
                     and group.opened_at is not None
                     and now - group.opened_at >= self._config.max_age_seconds
+                    and group.txn != txn.start
                 )
             ):
                 closed.append(self._close(key))
@@ -293,6 +302,7 @@ class Folder:
                 self._open.move_to_end(key)
             self._add(group, change, coordinate, txn.timestamp)
             group.touched_at = now
+            group.txn = txn.start
             config = self._config
             if group.changes >= config.max_changes_per_group:
                 closed.append(self._close(key))

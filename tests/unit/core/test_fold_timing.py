@@ -165,3 +165,26 @@ def test_markers_are_capped_and_a_capped_one_only_costs_a_duplicate(
     assert len(checkpoint.covered) == 10
     # The latest ones are kept: the most replay saved.
     assert [c.post_id for c in checkpoint.covered] == list(range(41, 51))
+
+
+def test_time_never_splits_a_transaction_that_is_still_being_read() -> None:
+    # 3,000 rows round-robin over 30 posts in one transaction, read slowly: each
+    # post's next row comes 0.3 s after its last (more than the quiet gap), and the
+    # read takes 30 s (more than the maximum age). Its rows commit together: one
+    # group per post, closed once the transaction is over and quiet.
+    log = Binlog()
+    mirror = Mirror()
+    mirror.load_posts(1, [(p, "post", "draft", 0) for p in range(1, 31)])
+    part = log.txn(*[insert(POSTMETA, meta(100 + i, 1 + i % 30, "k", "v")) for i in range(3000)])
+    fold = Folder(config=FoldConfig(), mirror=mirror)
+    closed: list[ClosedGroup] = []
+    for i, change in enumerate(part.changes):
+        last = i == len(part.changes) - 1
+        piece = type(part)(part.transaction, (change,), part.end if last else None)
+        closed += fold.feed(piece, now=i * 0.01)
+        if not last:
+            assert fold.tick(i * 0.01 + 0.005) == []
+            assert fold.next_deadline() is None
+    assert closed == []
+    closed = fold.tick(30.0 + 0.2)
+    assert len(events(closed)) == 30
