@@ -152,9 +152,11 @@ class Folder:
         self._covered_rows = covered_rows
         # Open groups, least recently touched first.
         self._open: OrderedDict[PostKey, _Group] = OrderedDict()
-        # Open groups in the order they opened (oldest first), for the age rule;
-        # entries of groups closed since are dropped when they reach the front.
-        self._opened: deque[tuple[float, PostKey, _Group]] = deque()
+        # Open groups in the order they opened (oldest first), for the age rule:
+        # (opened at, post, the group's opened_at as its identity). Entries of groups
+        # closed since are dropped when they reach the front, or all at once when
+        # they outnumber the open groups; no entry keeps a closed group's rows alive.
+        self._opened: deque[tuple[float, PostKey]] = deque()
         self._open_bytes = 0
         self._txn_start: Position | None = None
         self._close_at_commit: set[PostKey] = set()
@@ -218,10 +220,11 @@ class Folder:
             closed.append(self._close(key))
         opened_before = now - self._config.max_age_seconds
         while self._opened:
-            opened_at, key, group = self._opened[0]
-            if self._open.get(key) is not group:
+            opened_at, key = self._opened[0]
+            aged = self._open.get(key)
+            if aged is None or aged.opened_at != opened_at:
                 self._opened.popleft()  # closed since
-            elif opened_at <= opened_before and not self._reading(group):
+            elif opened_at <= opened_before and not self._reading(aged):
                 self._opened.popleft()
                 closed.append(self._close(key))
             else:
@@ -235,11 +238,19 @@ class Folder:
             if group.touched_at is not None and not self._reading(group):
                 deadlines.append(group.touched_at + self._config.quiet_seconds)
             break
-        while self._opened and self._open.get(self._opened[0][1]) is not self._opened[0][2]:
-            self._opened.popleft()
-        if self._opened and not self._reading(self._opened[0][2]):
+        oldest = self._oldest_opened()
+        if oldest is not None and not self._reading(oldest):
             deadlines.append(self._opened[0][0] + self._config.max_age_seconds)
         return min(deadlines) if deadlines else None
+
+    def _oldest_opened(self) -> _Group | None:
+        while self._opened:
+            opened_at, key = self._opened[0]
+            group = self._open.get(key)
+            if group is not None and group.opened_at == opened_at:
+                return group
+            self._opened.popleft()
+        return None
 
     def _reading(self, group: _Group) -> bool:
         """Whether the group's last transaction is the one still being read."""
@@ -386,7 +397,14 @@ class Folder:
                 self._replay_until = None  # past it for good
         self._open[key] = group
         if now is not None:
-            self._opened.append((now, key, group))
+            if len(self._opened) > 2 * len(self._open) + 64:
+                # Mostly closed groups behind a long-lived one: keep the open ones.
+                self._opened = deque(
+                    sorted(
+                        (g.opened_at, k) for k, g in self._open.items() if g.opened_at is not None
+                    )
+                )
+            self._opened.append((now, key))
         return group
 
     def _add(self, group: _Group, change: RowChange, coordinate: Coordinate, ts: int) -> None:
