@@ -14,7 +14,9 @@ seconds apart: ``wp_update_post()`` with a new title and a tag, then
 returned (``microtime(true)``; same machine, same clock); a consumer on both
 topics notes when each record arrives. Per save and variant:
 
-- *first*: the first event carrying any of the save's changes;
+- *first*: the first event carrying any of the save's changes (it can come
+  before PHP returns: with ``window0`` the title's transaction is on the topic
+  while PHP still writes the tag and the meta);
 - *whole*: the last of its changes (title, tag, meta) to become readable;
 - *events*: how many events carried its changes, and all events on the topic
   per save (WordPress also writes revisions, counts, bookkeeping); *own*:
@@ -211,9 +213,10 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
             "(latency in ms from WordPress returning to readable by a consumer)\n"
         )
         print(
-            "| variant | first p50 | whole p50 | whole p90 | whole p99 | max | events per save | own event |"
+            "| variant | first p50 | whole p50 | whole p90 | whole p99 | max "
+            "| events carrying a save | all events per save | own event |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in VARIANTS:
             report(name, consumer.arrivals, saved)
     finally:
