@@ -177,6 +177,9 @@ def test_a_large_interleaved_transaction_streams_in_bounded_memory(
     writer = BackgroundPhp(wp_stack.wordpress, BULK, {"posts": 300, "rows": 60_000})
     writer.start()
     writer.finish()
+    # Every insert in events first: an update folded into the same group as its
+    # insert would (rightly) come as "added" with the new value.
+    wp_stack.wait_caught_up(timeout=120)
     # One transaction touching 300 posts at once, on top: an UPDATE of all rows.
     wp_stack.execute(
         "UPDATE wp_postmeta SET meta_value = CONCAT(meta_value, '!') WHERE meta_key LIKE 'k%'"

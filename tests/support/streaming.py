@@ -78,7 +78,13 @@ class Streamer:
         except FileNotFoundError:
             return None
 
-    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 60) -> None:
+    def start(
+        self,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 60,
+        ready: str = "reading the binlog from",
+    ) -> None:
+        """Start `wpcdc run`; return once its log shows ``ready``."""
         assert self.process is None or self.process.poll() is not None, "already running"
         self.runs += 1
         log = self.workdir / f"wpcdc-run-{self.runs}.log"
@@ -91,7 +97,7 @@ class Streamer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self.wait_for_log("reading the binlog from", timeout)
+        self.wait_for_log(ready, timeout)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from wpcdc.config.settings import Settings
 from wpcdc.runtime.metrics import Metrics
-from wpcdc.runtime.run import run_until_stopped, stop_on_signals
+from wpcdc.runtime.run import DaemonThreads, run_until_stopped, stop_on_signals
 
 log = logging.getLogger("wpcdc.run")
 
@@ -27,6 +27,8 @@ def run(settings: Settings) -> None:
 
 async def _run(settings: Settings) -> None:
     stop = stop_on_signals()
+    # A stop must not wait for a blocked database call (see DaemonThreads).
+    asyncio.get_running_loop().set_default_executor(DaemonThreads())
     metrics = Metrics(CollectorRegistry())
     if settings.metrics.port:
         metrics.serve(settings.metrics.host, settings.metrics.port)

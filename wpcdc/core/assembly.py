@@ -100,6 +100,19 @@ class TransactionAssembler:
             self._file, self._pos = file, pos
             self._position = Position(file, pos, self._gtids.value)
 
+    def sent_up_to(self, file: str, pos: int) -> None:
+        """The server has sent every event before ``file:pos`` (a heartbeat says so).
+
+        With no transaction open that is a transaction boundary: the events in
+        between hold no transaction (a rotation's format description, MariaDB's
+        GTID list and binlog checkpoint events), so the position may move past
+        them. Otherwise an idle stream after ``FLUSH BINARY LOGS`` would stay
+        before them, short of the binlog's end, for as long as nothing is written.
+        """
+        if self._open is None and file == self._file and pos > self._pos:
+            self._pos = pos
+            self._position = Position(file, pos, self._gtids.value)
+
     def gtid_list(self, gtid_set: str) -> None:
         """A complete GTID state (MariaDB GTID list event at the start of a file)."""
         if not self._gtids.known and self._open is None:

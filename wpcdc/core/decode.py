@@ -1,10 +1,16 @@
 """Decoding column values into JSON-safe values, and PHP-serialized meta values.
 
 Bad data never stops the stream, nor passes unflagged (promise "loud failure",
-docs/ARCHITECTURE.md): a meta value that looks serialized but does not decode (truncated by a naive SQL search/replace, PHP
-objects of unknown classes, deep nesting) comes out as its raw string with the
-error alongside; bytes that are not UTF-8 come out as base64 with a flag.
-Pure: no I/O.
+docs/ARCHITECTURE.md): a meta value that looks serialized but does not decode
+(truncated by a naive SQL search/replace, PHP objects of unknown classes, deep
+nesting) comes out as its raw string with the error alongside; bytes that are
+not UTF-8 come out as base64 with a flag.
+
+What decodes must also serialize: :func:`_jsonable` is the one place that
+turns decoded PHP values into JSON, and a value JSON cannot carry exactly (an
+integer wider than 64 bits, which orjson refuses and which stopped the stream
+for good; INF or NAN, which would silently become null) makes the whole meta
+value undecodable: it is sent raw, with the error. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +29,8 @@ import phpserialize
 # WordPress's is_serialized(): "N;" or "x:" ... ending in ";" or "}".
 _SERIALIZED = re.compile(r"^(?:N;|b:[01];|i:-?\d+;|d:[^;]+;|[asOC]:\d+:.*[;}])$", re.DOTALL)
 _MAX_DEPTH = 64
+# The integers orjson writes (and most JSON consumers read) exactly: int64 and uint64.
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,7 @@ def _unserialize(raw: bytes) -> Any:
 
 
 def _jsonable(value: Any, depth: int) -> Any:
+    """``value`` as JSON that orjson serializes exactly; _DecodeFailure otherwise."""
     if depth > _MAX_DEPTH:
         raise _DecodeFailure("nested too deeply")
     if isinstance(value, dict):
@@ -112,4 +122,14 @@ def _jsonable(value: Any, depth: int) -> Any:
         return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, bytes):
         return text(value)
-    return value
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if not _MIN_INT <= value <= _MAX_INT:
+            raise _DecodeFailure("an integer wider than 64 bits has no exact JSON form")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _DecodeFailure(f"the float {value} has no JSON form")
+        return value
+    raise _DecodeFailure(f"a PHP value of type {type(value).__name__} has no JSON form")

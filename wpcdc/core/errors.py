@@ -4,7 +4,8 @@
      ├── ConfigError           bad configuration or usage; exit 2
      │    └── SnapshotRefused       a full snapshot would replace the streaming checkpoint
      ├── PreflightFailed       the server or broker is not fit to stream from/to; exit 3
-     │    └── ServerMisconfigured   found while streaming (format not ROW, compressed events)
+     │    ├── ServerMisconfigured   found while streaming (format not ROW, compressed events)
+     │    └── TopicLost             the broker lost records it had acknowledged
      ├── PositionLost          the checkpoint's binlog is gone (purged) or invalid; exit 4
      ├── CheckpointError       the checkpoint store cannot be read or written; exit 5
      ├── DeliveryFailed        the broker did not acknowledge an event (run retries)
@@ -45,6 +46,12 @@ class PreflightFailed(WpcdcError):
 
 class ServerMisconfigured(PreflightFailed):
     """Seen while streaming: a setting wpcdc needs changed, or events it cannot decode."""
+
+
+class TopicLost(PreflightFailed):
+    """The broker no longer holds records it acknowledged (restarted without its
+    data, the topic deleted or recreated): the checkpoint may have passed events
+    that are gone, so no retry may go on from it."""
 
 
 class PositionLost(WpcdcError):

@@ -256,8 +256,12 @@ class Folder:
         """Whether the group's last transaction is the one still being read."""
         return self._txn_start is not None and group.txn == self._txn_start
 
-    def idle(self) -> list[ClosedGroup]:
-        """The source reached the end of the binlog and it stayed quiet: close all."""
+    def idle(self, position: Position | None = None) -> list[ClosedGroup]:
+        """The source reached the end of the binlog and it stayed quiet: close all.
+        ``position``: where the source stands, between transactions; it may be past
+        the last part's end (events that hold no transaction, after a FLUSH)."""
+        if position is not None and (self.position is None or self.position < position):
+            self.position = position
         return self.close_all()
 
     def close_all(self) -> list[ClosedGroup]:

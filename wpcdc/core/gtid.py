@@ -112,6 +112,23 @@ class GtidState:
                 merged.append([start, end])
         self._mysql[uuid] = merged
 
+    def missing(self, other: GtidState) -> list[str]:
+        """The transactions of ``other`` this state does not include (empty when
+        it includes them all, or when either state is unknown). MariaDB: per
+        domain, a lower sequence number; MySQL: the intervals not executed."""
+        if not (self._known and other._known):
+            return []
+        missing = []
+        for domain, (server, seq) in sorted(other._mariadb.items()):
+            ours = self._mariadb.get(domain)
+            if ours is None or ours[1] < seq:
+                missing.append(f"{domain}-{server}-{seq}")
+        for uuid, intervals in sorted(other._mysql.items()):
+            for first, last in intervals:
+                if not any(a <= first and last <= b for a, b in self._mysql.get(uuid, [])):
+                    missing.append(f"{uuid}:{first}" if first == last else f"{uuid}:{first}-{last}")
+        return missing
+
     @property
     def value(self) -> str | None:
         if not self._known:

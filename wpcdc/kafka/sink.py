@@ -17,12 +17,19 @@ Delivery contract:
   raises :class:`DeliveryFailed`. Records queued behind the failed one may still
   be written, so the caller must rebuild the sink and replay from its
   checkpoint; event ids make the replayed duplicates recognisable.
+* An acknowledgement is trusted only while the topic still holds what was
+  acknowledged before (:class:`~wpcdc.core.offsets.AcknowledgedOffsets`,
+  shared by the sinks of one run): an offset that goes backwards fails the
+  record, and :meth:`KafkaSink.ensure_topic` checks the topic's partitions and
+  end offsets on every connection. Either raises :class:`TopicLost`, which no
+  rebuild can cure.
 * Errors::
 
       WpcdcError
        ├── RecordTooLarge      raised by send() before anything is sent; shrink the event
        ├── DeliveryFailed      a record was not acknowledged; rebuild and replay
-       └── BrokerUnavailable   start() or ensure_topic() could not reach the brokers
+       ├── BrokerUnavailable   start() or ensure_topic() could not reach the brokers
+       └── TopicLost           the broker lost acknowledged records; stop (exit 3)
 """
 
 from __future__ import annotations
@@ -44,10 +51,13 @@ from wpcdc.core.errors import (
     ConfigError,
     DeliveryFailed,
     PreflightFailed,
+    TopicLost,
     WpcdcError,
 )
+from wpcdc.core.offsets import AcknowledgedOffsets
 from wpcdc.core.records import Headers
 from wpcdc.kafka.options import aiokafka_warnings, client_options, producer_options
+from wpcdc.kafka.topic import TopicMissing, open_topic
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +107,11 @@ class KafkaSink:
         settings: KafkaSettings,
         start_timeout: float = 60.0,
         stop_timeout: float | None = None,
+        offsets: AcknowledgedOffsets | None = None,
     ) -> None:
         self._settings = settings
+        # Shared by the sinks of one run, so a rebuilt sink knows what the topic held.
+        self._offsets = offsets if offsets is not None else AcknowledgedOffsets()
         self._start_timeout = start_timeout
         # Every batch expires request_timeout after its creation, so a flush ends
         # by then even with the broker gone; the margin covers the retry backoff.
@@ -158,6 +171,10 @@ class KafkaSink:
                 remaining = max(deadline - time.monotonic(), 0.1)
                 try:
                     await asyncio.wait_for(producer.start(), remaining)
+                except asyncio.CancelledError:
+                    # The caller gave up (a stop while the broker is unreachable).
+                    await _close_quietly(producer)
+                    raise
                 except (KafkaError, OSError, TimeoutError) as exc:
                     await _close_quietly(producer)
                     if time.monotonic() + delay >= deadline:
@@ -190,7 +207,9 @@ class KafkaSink:
         """Create the topic when it is missing and ``create_topic`` is on.
 
         Returns True when it was created. Raises PreflightFailed when it is
-        missing and must not be created, or when the broker refuses to create it.
+        missing and must not be created, or when the broker refuses to create it,
+        and TopicLost when the topic no longer holds what it acknowledged (see
+        :meth:`check_topic`).
         """
         settings = self._settings
         with aiokafka_warnings() as reasons:
@@ -200,7 +219,7 @@ class KafkaSink:
                 raise ConfigError(f"kafka.tls: {exc}") from None
             admin = AIOKafkaAdminClient(**options)
             try:
-                return await asyncio.wait_for(
+                created = await asyncio.wait_for(
                     self._ensure_topic(admin), settings.request_timeout * 2
                 )
             except (KafkaError, OSError, TimeoutError) as exc:
@@ -210,6 +229,39 @@ class KafkaSink:
                 ) from None
             finally:
                 await _close_quietly(admin)
+        await self.check_topic()
+        return created
+
+    async def check_topic(self) -> None:
+        """Raise TopicLost unless the topic still has the partitions it had and
+        every record this run saw acknowledged (see wpcdc.core.offsets)."""
+        try:
+            async with open_topic(self._settings, self.topic) as reader:
+                partitions: int | None = len(reader.partitions)
+                ends = await reader.end_offsets()
+        except TopicMissing:
+            partitions, ends = None, {}
+        except WpcdcError as exc:
+            raise BrokerUnavailable(str(exc)) from None
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"cannot read the end offsets of {self.topic!r}: {_describe(exc)}"
+            ) from None
+        problems = self._offsets.check(partitions, ends)
+        if problems:
+            raise self._lost("; ".join(problems))
+
+    def _lost(self, what: str) -> TopicLost:
+        settings = self._settings
+        count = self._offsets.partitions or settings.partitions
+        return TopicLost(
+            f"topic {self.topic!r} on {settings.bootstrap_servers} lost records the broker "
+            f"had acknowledged ({what}): the broker restarted without its data, or the "
+            "topic was deleted or recreated. Events the checkpoint has passed may be gone, "
+            "so wpcdc stops instead of streaming on with a gap. Restore the broker's "
+            f"storage or recreate the topic ({count} partitions), then run "
+            "`wpcdc snapshot --force` to send every post again, and start `wpcdc run`."
+        )
 
     async def _ensure_topic(self, admin: AIOKafkaAdminClient) -> bool:
         settings = self._settings
@@ -218,6 +270,9 @@ class KafkaSink:
         # topic makes brokers with auto.create.topics.enable create it.
         if settings.topic in await admin.list_topics():
             return False
+        if self._offsets.seen:
+            # It held acknowledged records: creating it again would hide the loss.
+            raise self._lost("the topic no longer exists")
         if not settings.create_topic:
             raise PreflightFailed(
                 f"topic {settings.topic!r} does not exist on {settings.bootstrap_servers}: "
@@ -259,6 +314,8 @@ class KafkaSink:
         producer = self._producer
         if producer is None:
             raise RuntimeError("KafkaSink.send() before start() or after stop()")
+        if isinstance(self._failure, TopicLost):
+            raise self._failure
         if self._failure is not None:
             raise DeliveryFailed(
                 f"not sending {key!r}: an earlier record was not acknowledged "
@@ -297,7 +354,14 @@ class KafkaSink:
             return
         exc = delivery.exception()
         if exc is None:
-            acked.set_result(None)
+            metadata = delivery.result()
+            wrong = self._offsets.acknowledged(metadata.partition, metadata.offset)
+            if wrong is None:
+                acked.set_result(None)
+                return
+            exc = self._lost(wrong)
+            self._fail(exc)
+            acked.set_exception(exc)
             return
         self._fail(exc)
         failure = DeliveryFailed(
@@ -326,7 +390,8 @@ class KafkaSink:
         """Flush, then close: bounded by ``stop_timeout`` plus a short grace to close.
 
         Records still unacknowledged when time runs out have their futures
-        failed with DeliveryFailed: none is left pending.
+        failed with DeliveryFailed: none is left pending, and no task of the
+        producer outlives the call.
         """
         producer, self._producer = self._producer, None
         self._stopped = True
@@ -335,20 +400,20 @@ class KafkaSink:
         try:
             await asyncio.wait_for(self._flush(producer), self._stop_timeout)
         except TimeoutError:
+            # The broker does not answer: aiokafka's own stop() would wait for
+            # the same records to drain, up to request_timeout.
             log.warning("Kafka sink: records unacknowledged after %g s fail", self._stop_timeout)
-        try:
-            await asyncio.wait_for(producer.stop(), _CLOSE_GRACE)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            # Only when stop_timeout is shorter than request_timeout, or the
-            # network hangs: aiokafka's stop() waits for its buffer to drain and
-            # offers no public way to give up sooner. Its task and connections
-            # are left to end on their own (each batch expires request_timeout
-            # after its creation); nothing waits on them any more.
-            log.warning(
-                "Kafka sink: the producer did not close within %g s (%s); abandoning it",
-                _CLOSE_GRACE,
-                _describe(exc),
-            )
+            await _abort(producer)
+        else:
+            try:
+                await asyncio.wait_for(producer.stop(), _CLOSE_GRACE)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "Kafka sink: the producer did not close within %g s (%s); closing it anyway",
+                    _CLOSE_GRACE,
+                    _describe(exc),
+                )
+                await _abort(producer)
         for acked in list(self._pending):
             if not acked.done():
                 acked.set_exception(
@@ -367,6 +432,26 @@ class KafkaSink:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def _abort(producer: AIOKafkaProducer) -> None:
+    """Close a producer without waiting for the broker, leaving no task behind.
+
+    Abandoned instead, its sender task (and the drain task a timed-out stop()
+    started) would still be pending when the loop closes ("Task was destroyed
+    but it is pending!", seen after broker outages). aiokafka has no public
+    abort: its batches are failed, its connections closed (so the in-flight
+    requests end at once), then its sender task is cancelled and awaited.
+    """
+    gone = DeliveryFailed("the sink stopped before the broker acknowledged the record")
+    with contextlib.suppress(Exception):
+        producer._message_accumulator.fail_all(gone)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.client.close(), _CLOSE_GRACE)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer._sender.close(), _CLOSE_GRACE)
+    # stop() does nothing more once this is set; the connections are closed.
+    producer._closed = True
 
 
 async def _close_quietly(client: AIOKafkaProducer | AIOKafkaAdminClient) -> None:

@@ -23,12 +23,23 @@ from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import WpcdcError
 from wpcdc.kafka.options import aiokafka_warnings, client_options
 
-__all__ = ["KafkaTopic", "TopicPartition", "TopicReader", "open_topic", "read_to_end"]
+__all__ = [
+    "KafkaTopic",
+    "TopicMissing",
+    "TopicPartition",
+    "TopicReader",
+    "open_topic",
+    "read_to_end",
+]
 
 # A fetch must fit the largest record plus its batch overhead.
 _FETCH_HEADROOM: Final = 64 * 1024
 # How long one fetch waits for records.
 POLL_MS: Final = 500
+
+
+class TopicMissing(WpcdcError):
+    """The topic to read does not exist on the broker."""
 
 
 class TopicReader:
@@ -49,6 +60,11 @@ class TopicReader:
         # + 1, not the last record's: starting there shows the rest of that
         # batch as if it were new.
         await self._consumer.seek_to_end(*self.partitions)
+
+    async def end_offsets(self) -> dict[int, int]:
+        """The end offset of every partition now, by partition number."""
+        ends = await self._consumer.end_offsets(self.partitions)
+        return {tp.partition: int(end) for tp, end in ends.items()}
 
     async def ends(self) -> dict[TopicPartition, int]:
         """The end offset each partition has now, for those not yet read to it."""
@@ -104,7 +120,7 @@ async def open_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[Topic
                     f"{type(exc).__name__}{detail}; check kafka.bootstrap_servers"
                 ) from None
         if topic not in topics:
-            raise WpcdcError(
+            raise TopicMissing(
                 f"topic {topic!r} does not exist on {where}; check --topic (default: kafka.topic)"
             )
         yield TopicReader(consumer, topic)

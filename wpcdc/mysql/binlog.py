@@ -43,7 +43,9 @@ Loud failures (promise "loud failure", docs/ARCHITECTURE.md) raise
 :mod:`wpcdc.core.errors` exceptions: a purged or impossible start position
 (``PositionLost``), row events without column names or without full row
 images, statement-based DML on a watched table, and compressed events
-(``ServerMisconfigured``), a refused login or missing grant (``PreflightFailed``).
+(``ServerMisconfigured``), a refused login or missing grant, and another
+replica registered with the same ``mysql.server_id`` (``PreflightFailed``): which
+server errors are fatal is decided in :mod:`wpcdc.mysql.errors`.
 
 Values are what mysql-replication decodes (int, str, Decimal, datetime, bytes,
 None; zero dates are None), except for strings (see :mod:`wpcdc.mysql.library`):
@@ -75,7 +77,14 @@ from wpcdc.core.positions import Position
 from wpcdc.core.rows import SourceItem
 from wpcdc.mysql.binlog_events import HANDLED_EVENTS, EventHandler, WatchedTables
 from wpcdc.mysql.connection import MysqlConnection, connect
-from wpcdc.mysql.errors import FATAL_READING_BINLOG, error_code, error_text, is_access_denied
+from wpcdc.mysql.errors import (
+    FATAL_READING_BINLOG,
+    error_code,
+    error_text,
+    is_access_denied,
+    is_replica_id_taken,
+    replica_id_taken,
+)
 from wpcdc.mysql.status import RETENTION_ADVICE
 
 logger = logging.getLogger("wpcdc.source")
@@ -321,6 +330,8 @@ class BinlogSource:
         if isinstance(exc, _LibraryReconnect):
             cause = self._read_error
             return _Retry(error_text(cause) if cause is not None else "connection lost")
+        if is_replica_id_taken(exc):
+            return replica_id_taken(exc, self._mysql.server_id)
         if error_code(exc) == FATAL_READING_BINLOG:
             return self._fatal_reading(exc, position)
         if is_access_denied(exc):
@@ -340,12 +351,6 @@ class BinlogSource:
 
     def _fatal_reading(self, exc: Exception, position: Position) -> WpcdcError:
         text = error_text(exc)
-        if "same server" in text.lower():
-            return PreflightFailed(
-                f"the server dropped wpcdc for another replica with the same id ({text}); "
-                f"set mysql.server_id (now {self._mysql.server_id}) to a value no other "
-                "replica or wpcdc instance uses."
-            )
         return PositionLost(
             f"the server cannot send the binlog from {position}: {text}. The binlog file "
             "holding this position was purged (or the position is past its end), so the "

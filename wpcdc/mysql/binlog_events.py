@@ -140,6 +140,7 @@ class EventHandler:
         elif isinstance(event, QueryEvent):
             yield from self._query_event(event)
         elif isinstance(event, HeartbeatLogEvent):
+            assembler.sent_up_to(event.ident, event.packet.log_pos)
             yield from self._idle()
         elif isinstance(event, RotateEvent):
             assembler.rotate(event.next_binlog, event.position)
@@ -189,7 +190,7 @@ class EventHandler:
                 f"(at {where}), not as row changes, so wpcdc cannot see which rows changed. "
                 "Set binlog_format=ROW globally and in the server configuration, make sure "
                 "no client sets a session binlog_format, then restart wpcdc from a snapshot "
-                "(`wpcdc snapshot`)."
+                "(`wpcdc snapshot --force`)."
             )
         if verb in {"TRUNCATE", "DROP"}:
             logger.warning(
@@ -215,19 +216,19 @@ class EventHandler:
                 "the server writes compressed transactions (binlog_transaction_compression=ON), "
                 "which wpcdc cannot decode. Set binlog_transaction_compression=OFF (globally "
                 "and in the server configuration); the transactions already compressed can only "
-                "be recovered by `wpcdc snapshot`."
+                "be recovered by `wpcdc snapshot --force`."
             )
         elif kind in _MARIADB_COMPRESSED:
             raise ServerMisconfigured(
                 "the server writes compressed binlog events (log_bin_compress=ON), which wpcdc "
                 "cannot decode. Set log_bin_compress=OFF (globally and in the server "
                 "configuration); the events already compressed can only be recovered by "
-                "`wpcdc snapshot`."
+                "`wpcdc snapshot --force`."
             )
         elif kind == _INCIDENT:
             raise PositionLost(
                 f"the server logged an INCIDENT event after {self.assembler.position}: changes "
-                "may be missing from the binlog there. Run `wpcdc snapshot` to reload the "
+                "may be missing from the binlog there. Run `wpcdc snapshot --force` to reload the "
                 "current state."
             )
 

@@ -30,6 +30,10 @@ LOCK_WAIT_TIMEOUT: Final = 1205
 # ER_MASTER_FATAL_ERROR_READING_BINLOG: the dump thread cannot go on from the
 # requested position (purged, past the end, or another replica took the id).
 FATAL_READING_BINLOG: Final = 1236
+# MariaDB's ER_SLAVE_SAME_ID: another replica registered with our server_id and
+# the server dropped this one for it. Retrying only takes the binlog back from
+# the other (measured: two streamers took turns forever), so it is fatal.
+SAME_REPLICA_ID: Final = 4052
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -55,6 +59,25 @@ def is_access_denied(exc: BaseException) -> bool:
 
 def is_connection_lost(exc: BaseException) -> bool:
     return error_code(exc) in CONNECTION_LOST
+
+
+def is_replica_id_taken(exc: BaseException) -> bool:
+    """Another replica (or wpcdc instance) reads the binlog with the same server_id:
+    MariaDB says 4052; MySQL says 1236 "...same server_uuid/server_id..."."""
+    code = error_code(exc)
+    if code == SAME_REPLICA_ID:
+        return True
+    return code == FATAL_READING_BINLOG and "same server" in error_text(exc).lower()
+
+
+def replica_id_taken(exc: BaseException, server_id: int) -> PreflightFailed:
+    """The failure for a server_id another replica uses: exit 3, naming the setting."""
+    return PreflightFailed(
+        f"the server dropped wpcdc for another replica with the same id ({error_text(exc)}); "
+        f"another wpcdc run (or a replica) uses mysql.server_id {server_id}. Stop the "
+        "other streamer if it shares this checkpoint, or set mysql.server_id to a value "
+        "no other replica or wpcdc instance uses."
+    )
 
 
 def refused(exc: BaseException) -> PreflightFailed:

@@ -6,8 +6,17 @@ This module owns what wpcdc changes in the library, installed on import:
   are not valid in its character set arrives as ``bytes`` (the fold flags it),
   and MySQL ``latin1`` is decoded the way MySQL does (cp1252 with the five
   undefined bytes mapped to U+0081 etc.);
+- a date the calendar does not have, which the server stores under
+  ``ALLOW_INVALID_DATES`` (``2024-02-30``), arrives as the server's own text
+  (``"2024-02-30 00:00:00"``, as a consistent read with PyMySQL gets it) instead
+  of None: the library made it null, indistinguishable from the zero date. The
+  zero date itself stays None;
 - the library's "Re-request the connection" notice is dropped from its log: wpcdc
-  refuses the library's own reconnect and logs what really happens instead.
+  refuses the library's own reconnect and logs what really happens instead;
+- a query event with a status variable the library does not know (MySQL 9 writes
+  0x15 on statement-based DML) is read past it instead of raising
+  ``StatusVariableMismatch``: wpcdc needs the event's thread id, schema and SQL,
+  not its session settings, and it then refuses such DML with a clear message.
 
 It also re-exports the event classes the binlog source tells apart, so that it
 and :mod:`wpcdc.mysql.binlog` are the only modules importing the library (every
@@ -17,6 +26,7 @@ user gets the patches).
 from __future__ import annotations
 
 import codecs
+import datetime
 import logging
 from typing import Any
 
@@ -31,6 +41,7 @@ from pymysqlreplication.event import (
     XAPrepareEvent,
     XidEvent,
 )
+from pymysqlreplication.exceptions import StatusVariableMismatch
 from pymysqlreplication.row_event import (
     DeleteRowsEvent,
     PartialUpdateRowsEvent,
@@ -85,6 +96,64 @@ def _read_string(self: Any, size: int, column: Any) -> str | bytes:
         return raw
 
 
+def _stored_text(parts: tuple[int, ...], micro: int, fsp: int) -> str | None:
+    """A date or datetime as the server prints it; None for the zero date."""
+    if not any(parts) and not micro:
+        return None
+    text = "{:04d}-{:02d}-{:02d}".format(*parts[:3])
+    if len(parts) > 3:
+        text += " {:02d}:{:02d}:{:02d}".format(*parts[3:])
+    if fsp:
+        text += f".{micro:06d}"[: fsp + 1]
+    return text
+
+
+def _read_datetime2(self: Any, column: Any) -> datetime.datetime | str | None:
+    """Replaces ``RowsEvent.__read_datetime2`` (DATETIME since MySQL 5.6 / MariaDB 10.1),
+    which returns None for any date Python's calendar rejects."""
+    data = self.packet.read_int_be_by_size(5)
+    bits = self._RowsEvent__read_binary_slice
+    year, month = divmod(bits(data, 1, 17, 40), 13)
+    parts = (year, month, *(bits(data, start, size, 40) for start, size in _DATETIME2_FIELDS))
+    micro = self._RowsEvent__read_fsp(column)
+    try:
+        return datetime.datetime(*parts).replace(microsecond=micro)
+    except ValueError:
+        return _stored_text(parts, micro, column.fsp)
+
+
+# Day, hour, minute and second in DATETIME2's 40 bits: (first bit, width).
+_DATETIME2_FIELDS = ((18, 5), (23, 5), (28, 6), (34, 6))
+
+
+def _read_datetime(self: Any) -> datetime.datetime | str | None:
+    """Replaces ``RowsEvent.__read_datetime`` (the pre-5.6 DATETIME format)."""
+    value = self.packet.read_uint64()
+    date, time = divmod(value, 1_000_000)
+    parts = (
+        date // 10000,
+        date % 10000 // 100,
+        date % 100,
+        time // 10000,
+        time % 10000 // 100,
+        time % 100,
+    )
+    try:
+        return datetime.datetime(*parts)
+    except ValueError:
+        return _stored_text(parts, 0, 0)
+
+
+def _read_date(self: Any) -> datetime.date | str | None:
+    """Replaces ``RowsEvent.__read_date``."""
+    value = self.packet.read_uint24()
+    parts = (value >> 9, (value >> 5) & 0xF, value & 0x1F)
+    try:
+        return datetime.date(*parts)
+    except ValueError:
+        return _stored_text(parts, 0, 0)
+
+
 class _DropLibraryReconnectNotice(logging.Filter):
     # The library announces its own reconnect, which wpcdc refuses (see
     # BinlogSource._reader); the source logs what really happens instead.
@@ -94,8 +163,38 @@ class _DropLibraryReconnectNotice(logging.Filter):
 
 logging.getLogger("pymysqlreplication").addFilter(_DropLibraryReconnectNotice())
 
-if not hasattr(RowsEvent, "_RowsEvent__read_string"):  # pragma: no cover - version guard
+_PATCHED = {
+    "_RowsEvent__read_string": _read_string,
+    "_RowsEvent__read_datetime2": _read_datetime2,
+    "_RowsEvent__read_datetime": _read_datetime,
+    "_RowsEvent__read_date": _read_date,
+}
+_USED = ("_RowsEvent__read_binary_slice", "_RowsEvent__read_fsp")
+if not all(hasattr(RowsEvent, name) for name in (*_PATCHED, *_USED)):  # pragma: no cover
     raise ImportError(
-        "mysql-replication changed its string decoding; wpcdc.mysql.library needs updating"
+        "mysql-replication changed its value decoding; wpcdc.mysql.library needs updating"
     )
-RowsEvent._RowsEvent__read_string = _read_string
+for _name, _function in _PATCHED.items():
+    setattr(RowsEvent, _name, _function)
+
+
+_read_known_status_var = QueryEvent._read_status_vars_value_for_key
+
+
+def _read_status_var(self: Any, key: int) -> None:
+    """Replaces ``QueryEvent._read_status_vars_value_for_key``: a key the library
+    does not know skips the rest of the status block (each value's length depends on
+    its key, so nothing after an unknown one can be read), as MySQL's own event
+    reader does with codes newer than itself."""
+    end = self.__dict__.get("_wpcdc_status_end")
+    if end is None:
+        # Called first right after the block's first key byte was read.
+        end = self.packet.read_bytes - 1 + self.status_vars_length
+        self._wpcdc_status_end = end
+    try:
+        _read_known_status_var(self, key)
+    except StatusVariableMismatch:
+        self.packet.advance(end - self.packet.read_bytes)
+
+
+QueryEvent._read_status_vars_value_for_key = _read_status_var

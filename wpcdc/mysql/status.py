@@ -2,9 +2,11 @@
 
 This module owns the two questions ``wpcdc run`` asks before it streams:
 :func:`current_position` (where a fresh start begins, with the GTID state there)
-and :func:`check_position_available` (whether the checkpoint's binlog file was
-purged, so that the loss is reported before streaming instead of as a dump
-error; promise "loud failure", docs/ARCHITECTURE.md).
+and :func:`check_position_available` (whether the binlog still holds what the
+checkpoint and the acknowledged events were made from: not purged, not cut
+short, not reset; so that the loss is reported before streaming instead of as a
+dump error or as old event ids reused for other content; promise "loud
+failure", docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import pymysql
 
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured, WpcdcError
-from wpcdc.core.positions import Position
+from wpcdc.core.gtid import GtidState
+from wpcdc.core.positions import Coordinate, Position, file_index
 from wpcdc.mysql.connection import MysqlConnection, connect, dict_rows, server_flavor
 from wpcdc.mysql.errors import PARSE_ERROR, error_code, error_text, is_access_denied
 
-# What to do when the binlog at a saved position is gone.
+# What to do when the binlog at a saved position is gone. `--force`: a plain
+# `wpcdc snapshot` refuses while the checkpoint exists.
 RETENTION_ADVICE = (
-    "Run `wpcdc snapshot` to load the current state (or reset the checkpoint to accept "
-    "the gap), and raise the binlog retention (binlog_expire_logs_seconds, or "
-    "expire_logs_days on MariaDB) above the longest time wpcdc may be stopped."
+    "Run `wpcdc snapshot --force` to load the current state and stream on from it (or "
+    "reset the checkpoint to accept the gap), and raise the binlog retention "
+    "(binlog_expire_logs_seconds, or expire_logs_days on MariaDB) above the longest time "
+    "wpcdc may be stopped."
 )
 
 
@@ -95,11 +100,28 @@ def current_position(mysql: MysqlSettings) -> Position:
         return Position(file=file, pos=pos, gtid_set=gtid_set)
 
 
-def check_position_available(mysql: MysqlSettings, position: Position) -> None:
-    """Raise PositionLost unless the server still has the binlog at ``position``."""
+# What to do when the server lost transactions wpcdc had read (its binlog was cut
+# short by a crash, or reset): their GTIDs and positions will be used again.
+LOST_TRANSACTIONS_ADVICE = (
+    "Events already on the topic were made from transactions the server no longer "
+    "has, and it will reuse their GTIDs and positions for other transactions, so "
+    "replaying would send other content under ids consumers already have. Run "
+    "`wpcdc snapshot --force` to load the current state and stream on from it; to keep "
+    "a crash from losing committed transactions, set sync_binlog = 1 and "
+    "innodb_flush_log_at_trx_commit = 1."
+)
+
+
+def check_position_available(
+    mysql: MysqlSettings, position: Position, *, acknowledged: Coordinate | None = None
+) -> None:
+    """Raise PositionLost unless the server still has the binlog at ``position``
+    and up to ``acknowledged`` (the furthest row change acknowledged events hold,
+    when past ``position``), with a GTID state that includes ``position``'s."""
     with contextlib.closing(_open(mysql)) as connection:
         try:
             rows = dict_rows(connection, "SHOW BINARY LOGS")
+            server_gtids = _gtid_state(connection) if position.gtid_set else None
         except pymysql.err.MySQLError as exc:
             if is_access_denied(exc):
                 raise _monitor_refused("SHOW BINARY LOGS", exc) from None
@@ -117,3 +139,37 @@ def check_position_available(mysql: MysqlSettings, position: Position) -> None:
             f"({sizes[position.file]} bytes): the binlog was reset or belongs to another "
             f"server. {RETENTION_ADVICE}"
         )
+    if server_gtids is not None:
+        missing = GtidState(server_gtids).missing(GtidState(position.gtid_set))
+        if missing:
+            raise PositionLost(
+                f"the server's GTID state ({server_gtids or 'empty'}) lacks {', '.join(missing)}, "
+                f"which the checkpoint at {position} had read: the binlog lost those "
+                f"transactions (a crash cut it short, or it was reset). {LOST_TRANSACTIONS_ADVICE}"
+            )
+    if acknowledged is not None and (acknowledged.file_index, acknowledged.pos) > (
+        file_index(position.file),
+        position.pos,
+    ):
+        file = _sibling(position.file, acknowledged.file_index)
+        if file not in sizes or acknowledged.pos > sizes[file]:
+            raise PositionLost(
+                f"acknowledged events hold row changes at {file}:{acknowledged.pos}, but the "
+                f"server's binlog ends before ({file}: {sizes.get(file, 'missing')}): it lost "
+                f"transactions wpcdc had read (a crash cut it short). {LOST_TRANSACTIONS_ADVICE}"
+            )
+
+
+def _gtid_state(connection: MysqlConnection) -> str:
+    """The server's executed GTID state: MariaDB's last GTID per domain, MySQL's set."""
+    if server_flavor(connection) == "mariadb":
+        (row,) = dict_rows(connection, "SELECT @@GLOBAL.gtid_binlog_pos AS g")
+    else:
+        (row,) = dict_rows(connection, "SELECT @@GLOBAL.gtid_executed AS g")
+    return str(row["g"] or "").replace("\n", "")
+
+
+def _sibling(file: str, index: int) -> str:
+    """The name of binlog file number ``index`` beside ``file`` (same base, same width)."""
+    base, _, suffix = file.rpartition(".")
+    return f"{base}.{index:0{len(suffix)}d}"

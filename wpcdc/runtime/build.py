@@ -19,6 +19,7 @@ from wpcdc.config.settings import Settings
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.core.fold import Folder
+from wpcdc.core.offsets import AcknowledgedOffsets
 from wpcdc.kafka.sink import KafkaSink
 from wpcdc.mysql.binlog import BinlogSource
 from wpcdc.mysql.posts import load_mirror
@@ -35,16 +36,24 @@ def source_name(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def build_pipeline(
-    settings: Settings, *, checkpoint: Checkpoint, store: CheckpointStore, metrics: Metrics
+    settings: Settings,
+    *,
+    checkpoint: Checkpoint,
+    store: CheckpointStore,
+    metrics: Metrics,
+    offsets: AcknowledgedOffsets | None = None,
 ) -> AsyncIterator[Pipeline]:
     """A pipeline streaming from ``checkpoint``, saving to ``store``. Its sink is
-    connected and its topic exists on entry; the sink and the signal table are
-    closed on exit."""
+    connected and its topic exists on entry (and still holds the ``offsets``
+    acknowledged before, when given); the sink and the signal table are closed
+    on exit."""
     mirror = await asyncio.to_thread(load_mirror, settings.mysql)
     # A run before this one (or the pipeline this one replaces) read no further than
     # the binlog's end now: row changes before it may have events on the topic.
     read_before = await asyncio.to_thread(current_position, settings.mysql)
-    sink = KafkaSink(settings=settings.kafka)
+    # The pipeline waits for acknowledgements itself before it saves its last
+    # checkpoint (StreamConfig.shutdown_timeout): the sink's stop need not wait again.
+    sink = KafkaSink(settings=settings.kafka, stop_timeout=0.5, offsets=offsets)
     signals = SignalTable(settings.mysql)
     await sink.start()
     try:

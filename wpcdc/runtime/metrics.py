@@ -6,9 +6,13 @@ The registry is passed in (``wpcdc run`` creates one and serves it on
 
 from __future__ import annotations
 
+import errno
 import functools
+import socket
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from wpcdc.core.errors import ConfigError
 
 
 class Metrics:
@@ -76,5 +80,22 @@ class Metrics:
         )
 
     def serve(self, host: str, port: int) -> None:
-        """Serve the registry over HTTP on ``host:port`` (``/metrics``), in a thread."""
-        start_http_server(port, host, registry=self.registry)
+        """Serve the registry over HTTP on ``host:port`` (``/metrics``), in a thread.
+
+        Raises ConfigError (one line, exit 2) when the address cannot be used."""
+        try:
+            start_http_server(port, host, registry=self.registry)
+        except socket.gaierror as exc:
+            raise ConfigError(
+                f"metrics.host {host!r} cannot be resolved ({exc.strerror}): set it to an "
+                "address of this machine, e.g. 127.0.0.1, or 0.0.0.0 in a container"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = f"port {port} is already in use on {host}"
+            else:
+                reason = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+            raise ConfigError(
+                f"metrics: {reason}. Set metrics.port to a free port (0 turns the "
+                "endpoint off) or metrics.host to an address of this machine"
+            ) from None

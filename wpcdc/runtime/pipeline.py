@@ -174,7 +174,7 @@ class Pipeline:
                     metrics.row_changes.labels(change.table.kind.value).inc()
                 closed = self._folder.feed(item, arrival)
             elif isinstance(item, Idle):
-                closed = self._folder.idle()
+                closed = self._folder.idle(item.position)
             else:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:

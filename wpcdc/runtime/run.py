@@ -6,20 +6,33 @@ on SIGTERM/SIGINT, and rebuilding the pipeline from the checkpoint with a
 growing delay after a broker or connection failure (replayed events keep their
 ids: promise "recognisable replays", docs/ARCHITECTURE.md). Failures no retry
 can fix (refused credentials, missing grants, a lost position) end it.
+
+A stop is honoured in every state, within seconds: while the pipeline streams
+it flushes and saves the checkpoint (bounded by its shutdown timeout); while it
+starts (the database asked for the checkpoint's position, the mirror loaded,
+the broker connected, possibly retrying for a minute) the start is abandoned,
+and the checkpoint is left as it was. Blocking calls run in daemon threads
+(:class:`DaemonThreads`), so a database that does not answer cannot hold the
+exit either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
-from typing import Final
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 from wpcdc.config.settings import Settings
 from wpcdc.core.backoff import Backoff
 from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import BrokerUnavailable, DeliveryFailed
+from wpcdc.core.offsets import AcknowledgedOffsets
+from wpcdc.core.positions import Coordinate
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
@@ -34,6 +47,13 @@ RESTART_BACKOFF_FIRST: Final = 1.0
 RESTART_BACKOFF_MAX: Final = 30.0
 
 
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The stop was requested before the work it interrupted finished."""
+
+
 def stop_on_signals() -> asyncio.Event:
     """On the running loop: an event that SIGTERM and SIGINT set."""
     stop = asyncio.Event()
@@ -43,14 +63,75 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
+    """The loop's executor for ``asyncio.to_thread``: each call in a daemon thread.
+
+    The standard pool's threads are joined when the loop closes and when the
+    interpreter exits, so one blocked on a database that does not answer (up to
+    ``mysql.connect_timeout`` and the read timeouts) would delay the exit after
+    a stop. Daemon threads are abandoned instead; what they run are database
+    calls (reads, and the signal table's watermark rows, each its own
+    transaction), so abandoning one loses nothing. (A
+    ThreadPoolExecutor only because asyncio accepts nothing else; its pool is
+    never used.)
+    """
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=call, name="wpcdc-blocking", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to join: the threads are daemons."""
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """The result of ``work``; raises Stopped (after cancelling it) when ``stop``
+    is set first. For the start of a pipeline, which holds no acknowledged
+    progress: abandoning it loses nothing."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        # Wait for its cleanup (closing what it opened); its outcome no longer matters.
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved, so that asyncio does not log it
+        raise Stopped
+    return task.result()
+
+
 async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: asyncio.Event) -> None:
     """Stream until ``stop`` is set; rebuild the pipeline from the checkpoint after
     broker or connection failures; raise on failures no retry can fix."""
     store = FileCheckpointStore(settings.checkpoint.path)
     backoff = Backoff(RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX)
+    # What the broker acknowledged, across rebuilds: a rebuilt sink checks that
+    # the topic still holds it (a broker restarted empty would otherwise go unseen).
+    offsets = AcknowledgedOffsets()
     while not stop.is_set():
         try:
-            await stream_once(settings, store, metrics, stop)
+            await stream_once(settings, store, metrics, stop, offsets)
+            return
+        except Stopped:
+            log.info("stopped while starting; the checkpoint is unchanged")
             return
         except (DeliveryFailed, BrokerUnavailable) as exc:
             reason = "broker"
@@ -69,14 +150,25 @@ async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: async
 
 
 async def stream_once(
-    settings: Settings, store: FileCheckpointStore, metrics: Metrics, stop: asyncio.Event
+    settings: Settings,
+    store: FileCheckpointStore,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    offsets: AcknowledgedOffsets | None = None,
 ) -> None:
-    """One pipeline, from the checkpoint until ``stop`` or an error."""
+    """One pipeline, from the checkpoint until ``stop`` or an error; raises
+    Stopped when ``stop`` comes while it starts."""
     refuse_unfinished(settings.checkpoint.path)
-    checkpoint = await starting_checkpoint(settings, store)
-    async with build_pipeline(
-        settings, checkpoint=checkpoint, store=store, metrics=metrics
-    ) as pipeline:
+    checkpoint = await unless_stopped(stop, starting_checkpoint(settings, store))
+    async with contextlib.AsyncExitStack() as stack:
+        pipeline = await unless_stopped(
+            stop,
+            stack.enter_async_context(
+                build_pipeline(
+                    settings, checkpoint=checkpoint, store=store, metrics=metrics, offsets=offsets
+                )
+            ),
+        )
         log.info(
             "streaming %s on %s:%d to topic %s",
             settings.mysql.database,
@@ -104,6 +196,19 @@ async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) ->
             position,
         )
     else:
-        await asyncio.to_thread(check_position_available, settings.mysql, checkpoint.position)
+        await asyncio.to_thread(
+            check_position_available,
+            settings.mysql,
+            checkpoint.position,
+            acknowledged=furthest_acknowledged(checkpoint),
+        )
         log.info("resuming at %s", checkpoint.position)
     return checkpoint
+
+
+def furthest_acknowledged(checkpoint: Checkpoint) -> Coordinate | None:
+    """The furthest binlog coordinate whose row changes acknowledged events hold:
+    the covered markers reach past the checkpoint's position."""
+    marks = [c.through for c in checkpoint.covered]
+    marks += [r.through for r in checkpoint.covered_ranges]
+    return max(marks, default=None)

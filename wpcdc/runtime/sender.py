@@ -5,8 +5,9 @@ becomes one record (:func:`wpcdc.core.records.encode`), goes to the sink, and
 its delivery callback tells the :class:`~wpcdc.core.acks.AckTracker` (which
 decides how far the checkpoint may go: promise "checkpoint after ack",
 docs/ARCHITECTURE.md). The first delivery that fails is latched: the pipeline
-ends with :class:`DeliveryFailed` and is rebuilt from the checkpoint (promise
-"loud failure"). It also counts what it sends in the metrics.
+ends with :class:`DeliveryFailed` and is rebuilt from the checkpoint, or with
+:class:`TopicLost` (the broker lost acknowledged records), which ends the run
+(promise "loud failure"). It also counts what it sends in the metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from wpcdc.core.acks import AckTracker
-from wpcdc.core.errors import DeliveryFailed
+from wpcdc.core.errors import DeliveryFailed, TopicLost
 from wpcdc.core.events import Event, MetaData
 from wpcdc.core.fold import ClosedGroup
 from wpcdc.core.records import Headers, encode
@@ -49,7 +50,7 @@ class Sender:
         self._tracker = tracker
         self._source_name = source_name
         self._metrics = metrics
-        self._failure: DeliveryFailed | None = None
+        self._failure: DeliveryFailed | TopicLost | None = None
         self._failed = asyncio.Event()
 
     async def send(self, group: ClosedGroup) -> None:
@@ -78,6 +79,9 @@ class Sender:
                 self._fail(DeliveryFailed(f"delivery of {event.id} was cancelled"))
                 return
             error = future.exception()
+            if isinstance(error, TopicLost):
+                self._fail(error)  # no rebuild cures it: raised as it is
+                return
             if error is not None:
                 self._fail(
                     DeliveryFailed(f"the broker did not acknowledge event {event.id}: {error}")
@@ -88,7 +92,7 @@ class Sender:
 
         return done
 
-    def _fail(self, error: DeliveryFailed) -> None:
+    def _fail(self, error: DeliveryFailed | TopicLost) -> None:
         if self._failure is None:
             self._failure = error
             self._failed.set()
