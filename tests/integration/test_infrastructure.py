@@ -10,22 +10,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from wpcdc.local.wordpress import WordPressError, WordPressSite
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.flavors("mariadb", "mysql")]
 
 
 def test_server_logs_full_row_images(mysql_server: MysqlEndpoint) -> None:
     rows = dict(
         mysql_server.execute(
-            "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES "
-            "WHERE VARIABLE_NAME IN ('LOG_BIN', 'BINLOG_FORMAT', 'BINLOG_ROW_IMAGE', "
-            "'BINLOG_ROW_METADATA')"
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+            "('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')"
         )
     )
     assert rows == {
-        "LOG_BIN": "ON",
-        "BINLOG_FORMAT": "ROW",
-        "BINLOG_ROW_IMAGE": "FULL",
-        "BINLOG_ROW_METADATA": "FULL",
+        "log_bin": "ON",
+        "binlog_format": "ROW",
+        "binlog_row_image": "FULL",
+        "binlog_row_metadata": "FULL",
     }
 
 

@@ -23,7 +23,7 @@ from wpcdc.local.broker import TansuBroker
 from wpcdc.local.ports import free_port
 from wpcdc.local.wordpress import WordPressSite
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.flavors("mariadb", "mysql")]
 
 # One PHP process making many changes, as a bulk import or a busy site would:
 # posts created with tags and meta, then rounds of title, meta and tag edits.
@@ -88,7 +88,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(wp_stack: WordPressStack) 
     assert count >= 250 * 8  # every round changed every post
 
 
-def test_mariadb_restart_mid_stream_loses_nothing(
+def test_database_restart_mid_stream_loses_nothing(
     mysql_server_factory: ServerFactory,
     kafka_broker: KafkaEndpoint,
     kafka_topic: str,

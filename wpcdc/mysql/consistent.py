@@ -12,6 +12,7 @@ of ``wpcdc snapshot`` (:class:`ConsistentSnapshot`) and the database side of
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,11 +31,16 @@ from wpcdc.mysql.errors import LOCK_WAIT_TIMEOUT, MISSING_GRANT, error_code, err
 from wpcdc.mysql.facts import binlog_status
 from wpcdc.mysql.posts import blog_prefix, read_post_bundles, watched_blogs
 
+logger = logging.getLogger("wpcdc.snapshot")
+
 # MySQL without binlog_snapshot_* status only: how long FLUSH TABLES WITH READ LOCK
 # may wait for running statements, and how often it is tried. Writers queue behind
 # a waiting FTWRL, so it gives up soon and tries again instead of stalling the site.
 FTWRL_WAIT_SECONDS = 2
 FTWRL_ATTEMPTS = 5
+# A statement running this long when the flush starts is waited for first (see
+# _locked_snapshot): the flush would hold writers behind it until it ends.
+LONG_STATEMENT_SECONDS = 1
 # The tables a snapshot reads, per blog.
 SNAPSHOT_TABLES = ("posts", "postmeta", "term_relationships", "term_taxonomy", "terms")
 
@@ -112,8 +118,18 @@ def _locked_snapshot(conn: MysqlConnection) -> SnapshotPoint:
     between the two. That takes milliseconds; FTWRL itself may first wait for
     running statements (writers queue behind it meanwhile), which
     ``lock_wait_timeout`` bounds to FTWRL_WAIT_SECONDS per attempt. A plain
-    ``FLUSH LOCAL TABLES`` first does that waiting without blocking anyone, as
-    mysqldump does. ``UNLOCK TABLES`` leaves the consistent snapshot open.
+    ``FLUSH LOCAL TABLES`` first does most of that waiting without the global
+    lock, as mysqldump does. ``UNLOCK TABLES`` leaves the consistent snapshot open.
+
+    A flush that gives up does not release the writers it queued: a table that a
+    running statement uses stays "waiting for table flush" for every later
+    statement until that statement ends (measured on MySQL 9.7: a 5 s SELECT held
+    INSERTs on its table 4.4 s, past a FLUSH that timed out after 1 s). So no
+    flush is started while another statement has run LONG_STATEMENT_SECONDS or
+    more: wpcdc waits for it (FTWRL_ATTEMPTS times, longer each time) and then
+    gives up with its id, rather than stall WordPress behind it. Seeing other
+    accounts' statements needs the PROCESS privilege; without it only wpcdc's
+    own are seen, and a warning says so.
 
     LOCK INSTANCE FOR BACKUP with performance_schema.log_status is not enough: it
     blocks DDL and file operations but lets commits through, so the position that
@@ -121,10 +137,28 @@ def _locked_snapshot(conn: MysqlConnection) -> SnapshotPoint:
     binlog before the engine commits). Needs the RELOAD privilege.
     """
     began = 0.0
+    if not _sees_all_statements(conn):
+        logger.warning(
+            "the account lacks the PROCESS privilege, so the snapshot cannot see other "
+            "accounts' long statements before FLUSH TABLES WITH READ LOCK, and one running "
+            "then holds writers on its tables until it ends: GRANT PROCESS ON *.* to it"
+        )
     with conn.cursor() as cursor:
         cursor.execute(f"SET SESSION lock_wait_timeout = {FTWRL_WAIT_SECONDS}")
         try:
             for attempt in range(1, FTWRL_ATTEMPTS + 1):
+                long_running = _long_statements(conn)
+                if long_running:
+                    if attempt == FTWRL_ATTEMPTS:
+                        raise WpcdcError(
+                            "the snapshot did not start FLUSH TABLES WITH READ LOCK: "
+                            + "; ".join(long_running[:3])
+                            + f" still running after {FTWRL_ATTEMPTS} waits, and the flush "
+                            "would hold WordPress's writers until it ends. Run the snapshot "
+                            "when no long query or backup runs (SHOW PROCESSLIST)"
+                        )
+                    time.sleep(attempt)
+                    continue
                 try:
                     cursor.execute("FLUSH LOCAL TABLES")
                     began = time.monotonic()
@@ -163,6 +197,40 @@ def _locked_snapshot(conn: MysqlConnection) -> SnapshotPoint:
         raise ServerMisconfigured(f"cannot read the binlog position: {error}")
     position = Position(found.file, found.position, found.gtid_set if gtid_on else None)
     return SnapshotPoint(position, timestamp, "flush_tables_with_read_lock", locked)
+
+
+def _long_statements(conn: MysqlConnection) -> list[str]:
+    """Other sessions' statements running LONG_STATEMENT_SECONDS or more, described."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        own = cursor.fetchone()
+        cursor.execute("SHOW FULL PROCESSLIST")
+        rows = cursor.fetchall()
+    # Id, User, Host, db, Command, Time, State, Info: replicas (Binlog Dump) and
+    # idle or daemon threads run no statement on a table.
+    return [
+        f"statement {row[0]} of {row[1]} ({row[5]} s: {str(row[7])[:60]})"
+        for row in rows
+        if own is not None
+        and row[0] != own[0]
+        and row[4] in ("Query", "Execute")
+        and row[7] is not None
+        and int(row[5] or 0) >= LONG_STATEMENT_SECONDS
+    ]
+
+
+def _sees_all_statements(conn: MysqlConnection) -> bool:
+    """Whether the account holds PROCESS (granted directly), so SHOW PROCESSLIST shows
+    every session and not only its own."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_USER()")
+        row = cursor.fetchone()
+        user, _, host = str(row[0] if row else "").rpartition("@")
+        cursor.execute(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
+            (f"'{user}'@'{host}'",),
+        )
+        return any(str(r[0]).upper() == "PROCESS" for r in cursor.fetchall())
 
 
 def _gtid_mode_on(conn: MysqlConnection) -> bool:

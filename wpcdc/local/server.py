@@ -1,0 +1,104 @@
+"""What the private database servers of the demo and the tests have in common.
+
+A :class:`LocalServer` is one server process on a free loopback port with a
+directory of its own (data, socket, log), started by
+:class:`~wpcdc.local.mariadb.MariaDBServer` or :class:`~wpcdc.local.mysql.MysqlServer`.
+This module owns waiting until it answers, connecting as its root account, and
+stopping it cleanly or as a crash would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+from wpcdc.core.errors import LocalStackError
+from wpcdc.local.ports import log_tail, stop_process
+
+
+@dataclass
+class LocalServer:
+    """A running private server. ``stop()`` ends it; the directory is the caller's."""
+
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    binlog: bool = True
+    extra_args: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    user: str = "root"
+    password: str = ""
+    # The server program's name, for messages.
+    program: str = "mysqld"
+    _log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._log = self.directory / f"{self.program}.log"
+
+    @property
+    def url(self) -> str:
+        return f"mysql://{self.user}@{self.host}:{self.port}"
+
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the server accepts a login; raise LocalStackError with its log if
+        it exits or does not answer within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise LocalStackError(
+                    f"{self.program} exited with code {self.process.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            try:
+                self.connect().close()
+                return
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LocalStackError(
+                        f"{self.program} did not answer on port {self.port} within "
+                        f"{timeout:.0f}s:\n" + self.log_tail()
+                    ) from None
+                time.sleep(0.1)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return log_tail(self._log, lines)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop cleanly (SIGTERM), killing the server if it does not finish in time."""
+        stop_process(self.process, timeout)
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restarted(self) -> LocalServer:
+        """A new server on the same directory, port and settings (after stop or kill)."""
+        raise NotImplementedError
+
+
+def run_logged(argv: list[str], log: Path, what: str, *, cwd: Path | None = None) -> None:
+    """Run a one-off setup command (initialising a data directory) into ``log``; raise
+    LocalStackError with the log's tail when it fails."""
+    with log.open("wb") as out:
+        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise LocalStackError(f"{what} failed (exit {result.returncode}):\n{log_tail(log)}")
