@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import free_port
-from wpcdc.local.server import LocalServer, run_logged
+from wpcdc.local.server import LocalServer, run_logged, spawn
 
 # The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured
 # server pass overrides, which win because mariadbd takes the last value given.
@@ -90,14 +89,7 @@ class MariaDBServer(LocalServer):
         else:
             args.append("--skip-log-bin")
         args.extend(extra_args)
-        process = subprocess.Popen(
-            args,
-            cwd=datadir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not its
-        )
+        process = spawn(args, cwd=datadir)
         server = cls(
             directory=directory,
             port=port,

@@ -12,12 +12,11 @@ so that TLS works out of the box.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wpcdc.local.ports import free_port
-from wpcdc.local.server import LocalServer, run_logged
+from wpcdc.local.server import LocalServer, run_logged, spawn
 from wpcdc.local.sidtree import SidTree
 
 MYSQLD = "/usr/sbin/mysqld"
@@ -98,14 +97,7 @@ class MysqlServer(LocalServer):
         ]
         args.extend(BINLOG_ARGS if binlog else ("--skip-log-bin",))
         args.extend(extra_args)
-        process = subprocess.Popen(
-            tree.command(MYSQLD, *args),
-            cwd=datadir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not its
-        )
+        process = spawn(tree.command(MYSQLD, *args), cwd=datadir)
         server = cls(
             directory=directory,
             port=port,

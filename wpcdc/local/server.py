@@ -95,6 +95,19 @@ class LocalServer:
         raise NotImplementedError
 
 
+def spawn(argv: list[str], *, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a server process detached from the terminal: its output goes to its own
+    log (the argv names it), and a Ctrl-C in the terminal is ours to handle, not its."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def run_logged(argv: list[str], log: Path, what: str, *, cwd: Path | None = None) -> None:
     """Run a one-off setup command (initialising a data directory) into ``log``; raise
     LocalStackError with the log's tail when it fails."""
