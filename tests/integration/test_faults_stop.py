@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import broker_behind_proxy
 from tests.support.stack import Stack, WordPressStack
 from tests.support.streaming import Streamer, binlog_end, read_topic, wpcdc_env
 from tests.support.wordpress import BackgroundPhp, install_wordpress
 from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import EXIT_OK
-from wpcdc.local.broker import TansuBroker
 from wpcdc.local.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -98,14 +97,7 @@ def test_sigterm_while_streaming_a_busy_site(wp_stack: WordPressStack) -> None:
 
 def test_sigterm_while_the_broker_is_down(wp_stack: WordPressStack) -> None:
     streamer = wp_stack.streamer
-    proxy_port, broker_port = free_port(), free_port()
-    broker = TansuBroker.start(
-        wp_stack.workdir / "broker", port=broker_port, advertised_port=proxy_port
-    )
-    proxy = CuttableProxy(proxy_port, broker_port)
-    proxy.start()
-    bootstrap = f"127.0.0.1:{proxy_port}"
-    try:
+    with broker_behind_proxy(wp_stack.workdir / "broker") as (proxy, bootstrap):
         streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
         # The default request timeout: a send waits 30 s before it fails.
         streamer.env["WPCDC_KAFKA__REQUEST_TIMEOUT"] = "30"
@@ -123,9 +115,6 @@ def test_sigterm_while_the_broker_is_down(wp_stack: WordPressStack) -> None:
         streamer.start(ready=f"resuming at {saved.position}")
         wp_stack.wait_caught_up(timeout=120)
         stop_in_time(streamer)
-    finally:
-        proxy.cut()
-        broker.stop()
 
 
 @contextlib.contextmanager

@@ -28,9 +28,9 @@ from pydantic import SecretStr
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from tests.support.materialize import compare_with_database, deduplicate, materialize
-from tests.support.stack import WordPressStack
-from tests.support.streaming import Streamer, read_topic, wpcdc_env
-from tests.support.wordpress import BackgroundPhp, install_wordpress
+from tests.support.stack import WordPressStack, throwaway_site
+from tests.support.streaming import read_topic
+from tests.support.wordpress import BackgroundPhp
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.errors import EXIT_OK, EXIT_POSITION_LOST, EXIT_PREFLIGHT, WpcdcError
 from wpcdc.core.fold import FoldConfig, Folder
@@ -110,13 +110,9 @@ def test_gtid_state_stays_exact_across_wpcdc_and_server_restarts(
     kafka_topic: str,
     tmp_path: Path,
 ) -> None:
-    server = mysql_server_factory()
     database = "wp_gtid"
-    server.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
-    site = install_wordpress(server, database)
-    streamer = Streamer(
-        env=wpcdc_env(server, database, kafka_broker.bootstrap_servers, kafka_topic, tmp_path),
-        workdir=tmp_path,
+    server, site, streamer = throwaway_site(
+        mysql_server_factory, kafka_broker, kafka_topic, tmp_path, database
     )
     try:
         streamer.start()
@@ -354,13 +350,9 @@ def test_a_purged_gtid_range_stops_wpcdc_with_exit_4(
     kafka_topic: str,
     tmp_path: Path,
 ) -> None:
-    server = mysql_server_factory()
     database = "wp_purge"
-    server.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
-    site = install_wordpress(server, database)
-    streamer = Streamer(
-        env=wpcdc_env(server, database, kafka_broker.bootstrap_servers, kafka_topic, tmp_path),
-        workdir=tmp_path,
+    server, site, streamer = throwaway_site(
+        mysql_server_factory, kafka_broker, kafka_topic, tmp_path, database
     )
     try:
         streamer.start()

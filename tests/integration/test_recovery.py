@@ -15,12 +15,10 @@ import pytest
 
 from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
 from tests.support.materialize import compare_with_database, deduplicate, materialize
-from tests.support.proxy import CuttableProxy
-from tests.support.stack import WordPressStack
-from tests.support.streaming import Streamer, binlog_end, read_topic, wpcdc_env
-from tests.support.wordpress import BackgroundPhp, install_wordpress
-from wpcdc.local.broker import TansuBroker
-from wpcdc.local.ports import free_port
+from tests.support.proxy import broker_behind_proxy
+from tests.support.stack import WordPressStack, throwaway_site
+from tests.support.streaming import binlog_end, read_topic
+from tests.support.wordpress import BackgroundPhp
 from wpcdc.local.wordpress import WordPressSite
 
 pytestmark = [pytest.mark.integration, pytest.mark.flavors("mariadb", "mysql")]
@@ -94,13 +92,9 @@ def test_database_restart_mid_stream_loses_nothing(
     kafka_topic: str,
     tmp_path: Path,
 ) -> None:
-    server = mysql_server_factory()
     database = "wp_restart"
-    server.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
-    site = install_wordpress(server, database)
-    streamer = Streamer(
-        env=wpcdc_env(server, database, kafka_broker.bootstrap_servers, kafka_topic, tmp_path),
-        workdir=tmp_path,
+    server, site, streamer = throwaway_site(
+        mysql_server_factory, kafka_broker, kafka_topic, tmp_path, database
     )
     try:
         streamer.start()
@@ -132,14 +126,7 @@ def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
     wp_stack: WordPressStack,
 ) -> None:
     streamer = wp_stack.streamer
-    proxy_port, broker_port = free_port(), free_port()
-    broker = TansuBroker.start(
-        wp_stack.workdir / "broker", port=broker_port, advertised_port=proxy_port
-    )
-    proxy = CuttableProxy(proxy_port, broker_port)
-    proxy.start()
-    bootstrap = f"127.0.0.1:{proxy_port}"
-    try:
+    with broker_behind_proxy(wp_stack.workdir / "broker") as (proxy, bootstrap):
         streamer.env["WPCDC_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
         streamer.start()
         background = writer(wp_stack.wordpress, posts=60, rounds=6, pause_ms=20)
@@ -166,6 +153,3 @@ def test_broker_down_30s_backs_off_resumes_and_never_checkpoints_past_unacked(
         assert_topic_matches_database(
             wp_stack.server, wp_stack.database, bootstrap, wp_stack.topic, ids
         )
-    finally:
-        proxy.cut()
-        broker.stop()

@@ -11,6 +11,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from wpcdc.local.broker import TansuBroker
+from wpcdc.local.ports import free_port
 
 
 class CuttableProxy:
@@ -81,3 +86,18 @@ class CuttableProxy:
                 self._sockets.discard(sink)
             # Each socket is the source of exactly one pipe: that pipe closes it.
             source.close()
+
+
+@contextlib.contextmanager
+def broker_behind_proxy(directory: Path) -> Iterator[tuple[CuttableProxy, str]]:
+    """A private broker that clients reach only through a :class:`CuttableProxy`;
+    yields the proxy and the bootstrap address to give them. Both end on exit."""
+    proxy_port, broker_port = free_port(), free_port()
+    broker = TansuBroker.start(directory, port=broker_port, advertised_port=proxy_port)
+    proxy = CuttableProxy(proxy_port, broker_port)
+    proxy.start()
+    try:
+        yield proxy, f"127.0.0.1:{proxy_port}"
+    finally:
+        proxy.cut()
+        broker.stop()

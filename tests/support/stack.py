@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.infra import KafkaEndpoint, MysqlEndpoint
-from tests.support.streaming import Record, Streamer, read_topic
+from tests.support.infra import KafkaEndpoint, MysqlEndpoint, ServerFactory
+from tests.support.streaming import Record, Streamer, read_topic, wpcdc_env
+from tests.support.wordpress import install_wordpress
 from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.local.wordpress import WordPressSite
 
@@ -61,3 +62,17 @@ class Stack:
 @dataclass(frozen=True)
 class WordPressStack(Stack):
     wordpress: WordPressSite
+
+
+def throwaway_site(
+    factory: ServerFactory, broker: KafkaEndpoint, topic: str, workdir: Path, database: str
+) -> tuple[MysqlEndpoint, WordPressSite, Streamer]:
+    """A server of this test's own (to restart, kill or purge), WordPress installed
+    in ``database`` on it, and a `wpcdc run` for them (not started)."""
+    server = factory()
+    server.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
+    site = install_wordpress(server, database)
+    streamer = Streamer(
+        env=wpcdc_env(server, database, broker.bootstrap_servers, topic, workdir), workdir=workdir
+    )
+    return server, site, streamer

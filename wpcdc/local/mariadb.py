@@ -14,17 +14,8 @@ from pathlib import Path
 
 from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import free_port
-from wpcdc.local.server import LocalServer, run_logged, spawn
+from wpcdc.local.server import BINLOG_ARGS, LocalServer, run_logged, spawn
 
-# The settings wpcdc needs (see `wpcdc check`); tests that want a misconfigured
-# server pass overrides, which win because mariadbd takes the last value given.
-BINLOG_ARGS = (
-    "--log-bin=binlog",
-    "--server-id=1",
-    "--binlog-format=ROW",
-    "--binlog-row-image=FULL",
-    "--binlog-row-metadata=FULL",
-)
 # Durability is not what a throwaway server is for; these make WordPress installs fast.
 SPEED_ARGS = (
     "--innodb-flush-log-at-trx-commit=2",

@@ -16,22 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wpcdc.local.ports import free_port
-from wpcdc.local.server import LocalServer, run_logged, spawn
+from wpcdc.local.server import BINLOG_ARGS, LocalServer, run_logged, spawn
 from wpcdc.local.sidtree import SidTree
 
 MYSQLD = "/usr/sbin/mysqld"
-# The settings wpcdc needs (see `wpcdc check`), with GTIDs on as most MySQL
-# replication setups have them; tests that want a misconfigured server pass
-# overrides, which win because mysqld takes the last value given.
-BINLOG_ARGS = (
-    "--log-bin=binlog",
-    "--server-id=1",
-    "--binlog-format=ROW",
-    "--binlog-row-image=FULL",
-    "--binlog-row-metadata=FULL",
-    "--gtid-mode=ON",
-    "--enforce-gtid-consistency=ON",
-)
+# What wpcdc needs, with GTIDs on as most MySQL replication setups have them.
+MYSQL_BINLOG_ARGS = (*BINLOG_ARGS, "--gtid-mode=ON", "--enforce-gtid-consistency=ON")
 # A throwaway server: no durability, small memory (performance_schema off:
 # ~290 MB resident instead of ~530 MB, measured on 9.7), no X protocol port to
 # collide with other servers on the machine.
@@ -95,7 +85,7 @@ class MysqlServer(LocalServer):
             "--secure-file-priv=",
             *SPEED_ARGS,
         ]
-        args.extend(BINLOG_ARGS if binlog else ("--skip-log-bin",))
+        args.extend(MYSQL_BINLOG_ARGS if binlog else ("--skip-log-bin",))
         args.extend(extra_args)
         process = spawn(tree.command(MYSQLD, *args), cwd=datadir)
         server = cls(

@@ -19,6 +19,17 @@ import pymysql
 from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import log_tail, stop_process
 
+# The binlog settings wpcdc needs (see `wpcdc check`), on either flavor; tests
+# that want a misconfigured server pass overrides, which win because the server
+# takes the last value given.
+BINLOG_ARGS = (
+    "--log-bin=binlog",
+    "--server-id=1",
+    "--binlog-format=ROW",
+    "--binlog-row-image=FULL",
+    "--binlog-row-metadata=FULL",
+)
+
 
 @dataclass
 class LocalServer:

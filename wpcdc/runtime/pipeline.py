@@ -44,6 +44,9 @@ from wpcdc.runtime.sender import Sender, Sink
 
 log = logging.getLogger("wpcdc.stream")
 
+# Seconds between updates of the gauges (open groups, in flight, unacknowledged age).
+REPORT_INTERVAL = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
@@ -78,6 +81,7 @@ class Pipeline:
         self._config = config
         self._metrics = metrics
         self._clock = clock
+        self._reported = float("-inf")
         self._reader = Reader(source, config.queue_rows, clock)
         self._sender = Sender(
             sink=sink, tracker=tracker, source_name=config.source_name, metrics=metrics
@@ -183,6 +187,12 @@ class Pipeline:
                 await self._resnapshots.observe(item)
 
     def _report(self) -> None:
+        # The gauges are scraped every few seconds; finding the oldest open group
+        # walks them all, so not after every batch of a bulk job.
+        now = self._clock()
+        if now - self._reported < REPORT_INTERVAL:
+            return
+        self._reported = now
         metrics = self._metrics
         metrics.open_groups.set(self._folder.open_groups)
         metrics.open_bytes.set(self._folder.open_bytes)
