@@ -24,6 +24,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -45,6 +46,8 @@ log = logging.getLogger("wpcdc.run")
 # Between pipeline rebuilds after a broker or connection failure.
 RESTART_BACKOFF_FIRST: Final = 1.0
 RESTART_BACKOFF_MAX: Final = 30.0
+# How long a stop waits for an abandoned start to clean up.
+CANCEL_GRACE: Final = 5.0
 
 
 T = TypeVar("T")
@@ -109,10 +112,15 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     finally:
         stopping.cancel()
     if not task.done():
-        task.cancel()
-        # Wait for its cleanup (closing what it opened); its outcome no longer matters.
-        await asyncio.wait({task})
-        if not task.cancelled():
+        # Cancel until it ends, letting it clean up (close what it opened): a
+        # cancellation can be swallowed on the way (Python 3.11's asyncio.wait_for
+        # returns an inner failure that races it, and aiokafka's start uses it),
+        # after which the start would go on retrying for a minute.
+        deadline = time.monotonic() + CANCEL_GRACE
+        while not task.done() and time.monotonic() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.2)
+        if task.done() and not task.cancelled():
             task.exception()  # retrieved, so that asyncio does not log it
         raise Stopped
     return task.result()

@@ -41,6 +41,29 @@ def test_a_stop_cancels_the_start_and_lets_it_clean_up() -> None:
     assert time.monotonic() - began < 1 and cleaned == [True]
 
 
+def test_a_start_that_swallows_a_cancellation_is_cancelled_again() -> None:
+    swallowed = []
+
+    async def start() -> None:
+        while True:  # as a retry loop whose first cancellation got lost in wait_for
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        await unless_stopped(stop, start())
+
+    began = time.monotonic()
+    with pytest.raises(Stopped):
+        asyncio.run(main())
+    assert swallowed == [True] and time.monotonic() - began < 1
+
+
 def test_errors_of_the_start_still_surface() -> None:
     async def refused() -> None:
         raise OSError("refused")
