@@ -73,11 +73,17 @@ return $posts;
 
 def start_on_an_empty_site(stack: WordPressStack) -> int:
     """WordPress's install posts removed (`wpcdc verify` then needs no snapshot), the
-    streamer started, and one post created while it streams; returns its id."""
+    streamer started, and one post created while it streams and streamed; returns its id."""
     for table in ("wp_posts", "wp_postmeta", "wp_term_relationships"):
         stack.execute(f"DELETE FROM {table}")
     stack.streamer.start()
+    # Caught up first: changes still being replayed fold on binlog time (a 1 s window),
+    # which would merge the creation with the first save.
+    stack.wait_caught_up()
     post_id: int = stack.wordpress.php(CREATE)
+    # The creation in events of its own before the test's saves begin: a WordPress
+    # bootstrap can start the next save within the 0.15 s quiet gap.
+    stack.wait_caught_up()
     return post_id
 
 
