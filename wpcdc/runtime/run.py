@@ -38,6 +38,7 @@ from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
 from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.health import Health, Phase
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.snapshot import refuse_unfinished
 
@@ -126,9 +127,12 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     return task.result()
 
 
-async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: asyncio.Event) -> None:
+async def run_until_stopped(
+    settings: Settings, *, metrics: Metrics, stop: asyncio.Event, health: Health | None = None
+) -> None:
     """Stream until ``stop`` is set; rebuild the pipeline from the checkpoint after
-    broker or connection failures; raise on failures no retry can fix."""
+    broker or connection failures; raise on failures no retry can fix. ``health``
+    hears where it is (readiness: starting, streaming, which side is unreachable)."""
     store = FileCheckpointStore(settings.checkpoint.path)
     backoff = Backoff(RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX)
     # What the broker acknowledged, across rebuilds: a rebuilt sink checks that
@@ -136,7 +140,7 @@ async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: async
     offsets = AcknowledgedOffsets()
     while not stop.is_set():
         try:
-            await stream_once(settings, store, metrics, stop, offsets)
+            await stream_once(settings, store, metrics, stop, offsets, health)
             return
         except Stopped:
             log.info("stopped while starting; the checkpoint is unchanged")
@@ -144,12 +148,17 @@ async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: async
         except (DeliveryFailed, BrokerUnavailable) as exc:
             reason = "broker"
             message = str(exc)
+            phase = Phase.BROKER_UNREACHABLE
         except (MysqlError, OSError) as exc:
             if is_access_denied(exc):
                 # No retry fixes credentials or grants.
                 raise refused(exc) from None
             reason = "database"
             message = f"{type(exc).__name__}: {exc}"
+            phase = Phase.DATABASE_UNREACHABLE
+        # Until a rebuilt pipeline streams, readiness names what failed.
+        if health is not None:
+            health.enter(phase)
         metrics.restarts.labels(reason).inc()
         delay = backoff.next_delay()
         log.warning("%s; restarting from the checkpoint in %.0fs", message, delay)
@@ -163,6 +172,7 @@ async def stream_once(
     metrics: Metrics,
     stop: asyncio.Event,
     offsets: AcknowledgedOffsets | None = None,
+    health: Health | None = None,
 ) -> None:
     """One pipeline, from the checkpoint until ``stop`` or an error; raises
     Stopped when ``stop`` comes while it starts."""
@@ -183,7 +193,10 @@ async def stream_once(
             settings.mysql.host,
             settings.mysql.port,
             settings.kafka.topic,
+            extra={"topic": settings.kafka.topic, "position": str(checkpoint.position)},
         )
+        if health is not None:
+            health.enter(Phase.STREAMING)
         await pipeline.run(stop)
 
 
