@@ -161,7 +161,12 @@ async def run_until_stopped(
             health.enter(phase)
         metrics.restarts.labels(reason).inc()
         delay = backoff.next_delay()
-        log.warning("%s; restarting from the checkpoint in %.0fs", message, delay)
+        log.warning(
+            "%s; restarting from the checkpoint in %.0fs",
+            message,
+            delay,
+            extra={"reason": reason, "topic": settings.kafka.topic},
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
 
@@ -215,6 +220,7 @@ async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) ->
             "Run `wpcdc snapshot` to load the posts that already exist.",
             settings.checkpoint.path,
             position,
+            extra={"position": str(position)},
         )
     else:
         await asyncio.to_thread(
@@ -223,7 +229,9 @@ async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) ->
             checkpoint.position,
             acknowledged=furthest_acknowledged(checkpoint),
         )
-        log.info("resuming at %s", checkpoint.position)
+        log.info(
+            "resuming at %s", checkpoint.position, extra={"position": str(checkpoint.position)}
+        )
     return checkpoint
 
 
