@@ -108,7 +108,8 @@ def tail(
     """Print the events on the topic, one line each, for debugging.
 
     Joins no consumer group and commits nothing. Records that are not wpcdc
-    events are shown raw, whatever the filters (on stderr with --json).
+    events are shown raw, whatever the filters (on stderr with --json). With
+    signing.keys configured, each record's signature is checked (ok/BAD).
     """
     # Imported here: aiokafka stays out of the start-up of the other commands.
     from wpcdc.commands import tail as wpcdc_tail
@@ -122,6 +123,7 @@ def tail(
         filter=wpcdc_tail.TailFilter(types=frozenset(types or ()), post_id=post, blog_id=blog),
         max_events=max_events,
         color=wpcdc_tail.color_wanted(sys.stdout),
+        secrets=settings.signing.secrets(),
     )
     wpcdc_tail.run(settings.kafka, options)
 

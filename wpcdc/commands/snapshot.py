@@ -38,6 +38,7 @@ from wpcdc.runtime.build import source_name
 from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.progress import LogProgress, ProgressReporter, TerminalProgress
 from wpcdc.runtime.run import stop_on_signals
+from wpcdc.runtime.signing import signed
 from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter, state_path
 
 
@@ -128,7 +129,7 @@ async def _snapshot(
     sink = None if options.dry_run else KafkaSink(settings=settings.kafka)
     snapshotter = Snapshotter(
         open_read=open_read,
-        sink=sink,
+        sink=None if sink is None else signed(sink, settings.signing),
         options=options,
         start=start,
         fold=fold,

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from wpcdc.core.errors import ConfigError
 from wpcdc.core.fold import FoldConfig
+from wpcdc.core.signing import Signer
 
 ENV_PREFIX = "WPCDC_"
 ENV_NESTED_DELIMITER = "__"
@@ -221,6 +222,16 @@ class SigningSettings(_Section):
             if len(secret.get_secret_value()) < 16:
                 raise ValueError(f"signing.keys: the secret of {key_id!r} is shorter than 16 bytes")
         return self
+
+    def secrets(self) -> dict[str, bytes]:
+        """Key id -> secret, for verifying (every key, retired ones included)."""
+        return {k: v.get_secret_value().encode() for k, v in self.keys.items()}
+
+    def signer(self) -> Signer | None:
+        """The signer of the active key; None when nothing is to be signed."""
+        if not self.key_id:
+            return None
+        return Signer(self.key_id, self.keys[self.key_id].get_secret_value().encode())
 
 
 class PreflightSettings(_Section):
