@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +79,18 @@ def test_a_key_id_cannot_hold_the_separator() -> None:
 def test_the_placeholder_is_as_long_as_every_signature() -> None:
     assert len(NEW.placeholder()[1]) == len(NEW.header(KEY, VALUE)[1])
     assert len(NEW.placeholder()[1]) == len(NEW.header(b"", b"x" * 10_000)[1])
+
+
+def test_the_readme_consumer_code_verifies_what_wpcdc_signs() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    match = re.search(r"```python\n(import hashlib, hmac\n.*?)```", readme, re.S)
+    assert match, "the README's Python verification snippet"
+    namespace: dict[str, Any] = {}
+    exec(match.group(1), namespace)
+    namespace["SECRETS"].clear()
+    namespace["SECRETS"].update(SECRETS)
+    authentic = namespace["authentic"]
+    assert authentic(KEY, VALUE, headers(NEW)) and authentic(KEY, VALUE, headers(OLD))
+    assert authentic(None, VALUE, [NEW.header(None, VALUE)])
+    assert not authentic(KEY, VALUE + b" ", headers(NEW))
+    assert not authentic(KEY, VALUE, [])
