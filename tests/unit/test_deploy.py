@@ -134,11 +134,10 @@ def test_kubernetes_deployment_has_valid_settings_secrets_and_probes(
     annotations = spec["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.metrics.port)
 
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    volume = mounts[str(settings.checkpoint.path.parent)]
-    (claim,) = [v for v in spec["template"]["spec"]["volumes"] if v["name"] == volume]
-    pvc = objects["PersistentVolumeClaim"]
-    assert claim["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    # The checkpoint in a compacted topic: no volume, and a read-only filesystem.
+    assert settings.checkpoint.store == "kafka"
+    assert "volumeMounts" not in container and "volumes" not in spec["template"]["spec"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     service = objects["Service"]
     assert service["spec"]["ports"][0]["targetPort"] in (port["name"], port["containerPort"])
 

@@ -125,8 +125,13 @@ class KafkaSettings(_Section):
 
 
 class CheckpointSettings(_Section):
+    # Where the checkpoint is kept: "file" (a JSON file at `path`, written
+    # atomically) or "kafka" (a compacted topic: no volume needed).
+    store: Literal["file", "kafka"] = "file"
     # The default checkpoint store is a JSON file, written atomically.
     path: Path = Path("wpcdc-checkpoint.json")
+    # With store = "kafka": the topic; empty means "{kafka.topic}.checkpoint".
+    topic: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,249}$")
     # Save at least this often while events are being acknowledged, and on shutdown.
     interval_seconds: float = Field(default=2.0, gt=0)
 

@@ -37,10 +37,10 @@ from wpcdc.core.positions import Coordinate
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
-from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.health import Health, Phase
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.snapshot import refuse_unfinished
+from wpcdc.runtime.stores import Store, checkpoint_store, close, make_durable, where
 
 log = logging.getLogger("wpcdc.run")
 
@@ -133,7 +133,21 @@ async def run_until_stopped(
     """Stream until ``stop`` is set; rebuild the pipeline from the checkpoint after
     broker or connection failures; raise on failures no retry can fix. ``health``
     hears where it is (readiness: starting, streaming, which side is unreachable)."""
-    store = FileCheckpointStore(settings.checkpoint.path)
+    store = checkpoint_store(settings)
+    try:
+        await _restarting(settings, store, metrics, stop, health)
+    finally:
+        # The last checkpoint on its way to a Kafka store (bounded wait).
+        await asyncio.to_thread(close, store)
+
+
+async def _restarting(
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    health: Health | None,
+) -> None:
     backoff = Backoff(RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX)
     # What the broker acknowledged, across rebuilds: a rebuilt sink checks that
     # the topic still holds it (a broker restarted empty would otherwise go unseen).
@@ -173,7 +187,7 @@ async def run_until_stopped(
 
 async def stream_once(
     settings: Settings,
-    store: FileCheckpointStore,
+    store: Store,
     metrics: Metrics,
     stop: asyncio.Event,
     offsets: AcknowledgedOffsets | None = None,
@@ -205,20 +219,22 @@ async def stream_once(
         await pipeline.run(stop)
 
 
-async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) -> Checkpoint:
+async def starting_checkpoint(settings: Settings, store: Store) -> Checkpoint:
     """The saved checkpoint, checked to be still in the binlog; without one, the
     end of the binlog, saved at once."""
-    checkpoint = store.load()
+    # In a thread: a Kafka store reads its topic.
+    checkpoint = await asyncio.to_thread(store.load)
     if checkpoint is None:
         position = await asyncio.to_thread(current_position, settings.mysql)
         checkpoint = Checkpoint(position=position)
-        # Saved at once: a crash before the first acknowledgement must resume
-        # here, not at a later end of the binlog.
+        # Saved at once, and durable before any event: a crash before the first
+        # acknowledgement must resume here, not at a later end of the binlog.
         store.save(checkpoint)
+        await asyncio.to_thread(make_durable, store)
         log.info(
             "no checkpoint in %s: starting at the end of the binlog (%s). "
             "Run `wpcdc snapshot` to load the posts that already exist.",
-            settings.checkpoint.path,
+            where(settings),
             position,
             extra={"position": str(position)},
         )
