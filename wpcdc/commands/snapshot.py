@@ -39,7 +39,7 @@ from wpcdc.runtime.progress import LogProgress, ProgressReporter, TerminalProgre
 from wpcdc.runtime.run import stop_on_signals
 from wpcdc.runtime.signing import signed
 from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter, state_path
-from wpcdc.runtime.stores import DurableSaves, Store, checkpoint_store, close
+from wpcdc.runtime.stores import DurableSaves, Store, checkpoint_store, close, where
 from wpcdc.runtime.stores import existing as existing_checkpoint
 
 
@@ -58,7 +58,7 @@ def run(
     result, refusal = snapshot(settings, options, progress)
     echo(
         describe_result(
-            result, topic=settings.kafka.topic, checkpoint=settings.checkpoint.path, refusal=refusal
+            result, topic=settings.kafka.topic, checkpoint=Path(where(settings)), refusal=refusal
         )
     )
 
