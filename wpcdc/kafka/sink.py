@@ -568,11 +568,20 @@ class KafkaSink:
                     DeliveryFailed("the sink stopped before the broker acknowledged the record")
                 )
 
-    async def _flush(self, producer: AIOKafkaProducer) -> None:
+    async def send_open_batches(self) -> None:
+        """Hand every batch being filled to the producer now, without waiting for
+        ``linger_ms`` nor for the acknowledgements."""
+        if self._producer is not None:
+            await self._send_open_batches(self._producer)
+
+    async def _send_open_batches(self, producer: AIOKafkaProducer) -> None:
         for batch in list(self._open.values()):
             self._hand_over(producer, batch)
         if self._handing:
             await asyncio.wait(set(self._handing.values()))
+
+    async def _flush(self, producer: AIOKafkaProducer) -> None:
+        await self._send_open_batches(producer)
         await producer.flush()
         # Our futures settle in callbacks that run after aiokafka's own.
         if self._pending:
