@@ -371,19 +371,17 @@ class KafkaSink:
         partition = self._partition_of.get(key)
         if partition is None:
             partition = await self._partition(producer, key)
-        batch = self._open.get(partition)
-        if batch is None:
-            batch = self._new_batch(producer, partition, key)
-        if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-            # Full: it goes now, and this record opens the next one. Waiting for the
-            # hand-over is the backpressure (at most one batch queued per partition).
+        while True:
+            batch = self._open.get(partition) or self._new_batch(producer, partition, key)
+            if batch.builder.append(timestamp=None, key=key, value=value, headers=headers):
+                batch.records += 1
+                return batch.acked
+            # Full: it goes now, and the record goes in the next one (the first
+            # record of a batch always fits: the size check above bounds it).
+            # Waiting for the hand-over is the backpressure (at most one batch
+            # queued per partition); meanwhile another caller may open the next.
             await asyncio.wait([self._hand_over(producer, batch)])
             self._raise_if_failed(key)
-            batch = self._new_batch(producer, partition, key)
-            # The first record always fits: the size check above bounds it.
-            batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
-        batch.records += 1
-        return batch.acked
 
     def _raise_if_failed(self, key: bytes) -> None:
         if isinstance(self._failure, TopicLost):

@@ -159,3 +159,21 @@ def test_a_failed_batch_fails_its_future_and_every_later_send() -> None:
             await sink.send(b"1:2", b"w")
 
     asyncio.run(main())
+
+
+def test_callers_waiting_on_a_full_batch_share_the_next_one() -> None:
+    async def main() -> None:
+        producer = BatchingProducer(partitions=1, batch_size=1024)
+        sink = sink_with(producer, linger_ms=10_000)
+        for _ in range(3):
+            await sink.send(b"1:1", bytes(300))
+        # Two callers at once: the first finds the batch full and waits for its hand-over.
+        first, second = await asyncio.gather(
+            sink.send(b"1:1", b"a" * 300), sink.send(b"1:1", b"b" * 300)
+        )
+        assert first is second  # neither batch was left behind
+        await sink.send_open_batches()
+        assert [len(producer.records(i)) for i in range(len(producer.handed))] == [3, 2]
+        assert sorted(value[:1] for _, value in producer.records(1)) == [b"a", b"b"]
+
+    asyncio.run(main())
