@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -70,6 +71,8 @@ class ServerLock:
         self._timeout = timeout
         self._connection: MysqlConnection | None = None
         self.connection_id: int | None = None
+        # The leader's watcher thread and the checkpoint saves both confirm.
+        self._using = threading.Lock()
 
     def open(self) -> None:
         """Connect and set the session's timeouts. Raises pymysql errors and OSError."""
@@ -148,6 +151,10 @@ class ServerLock:
         return self._connection
 
     def _scalar(self, sql: str, args: tuple[object, ...], timeout: float) -> int | None:
+        with self._using:
+            return self._scalar_alone(sql, args, timeout)
+
+    def _scalar_alone(self, sql: str, args: tuple[object, ...], timeout: float) -> int | None:
         connection = self._open()
         # PyMySQL applies _read_timeout to the socket before each read: how long
         # this one statement may take (GET_LOCK waits on the server side).

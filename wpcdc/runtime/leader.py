@@ -72,21 +72,37 @@ RETRY_MAX: Final = 15.0
 
 
 class Fence:
-    """The lease of one term as leader: confirmed by the lock's watcher thread,
-    read on the loop (each is one attribute, replaced whole)."""
+    """The lease of one term as leader: confirmed by the lock's watcher thread
+    and before each checkpoint save, read on the loop (each is one attribute,
+    replaced whole). ``confirm`` asks the server whether the lock is still
+    ours; ``on_lost`` is called (from any thread) once, when the lead is lost."""
 
-    def __init__(self, bound: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        bound: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        confirm: Callable[[], bool] | None = None,
+        on_lost: Callable[[], object] | None = None,
+    ) -> None:
         self._lease = Lease(bound)
         self._clock = clock
+        self._confirm = confirm
+        self._on_lost = on_lost
         self.reason = ""
 
     def confirmed(self, sent_at: float) -> None:
         self._lease.confirmed(sent_at)
 
     def lose(self, reason: str) -> None:
-        if not self._lease.lost:
-            self.reason = reason
+        if self._lease.lost:
+            return
+        self.reason = reason
         self._lease.lose()
+        if self._on_lost is not None:
+            # From a daemon thread, possibly after the loop closed at exit.
+            with contextlib.suppress(RuntimeError):
+                self._on_lost()
 
     def valid(self) -> bool:
         """True while this process may produce and save as the leader."""
@@ -94,6 +110,25 @@ class Fence:
 
     def expires_in(self) -> float:
         return self._lease.expires_in(self._clock())
+
+    def check(self) -> bool:
+        """Valid, and the server confirms now that the lock is ours (one query,
+        blocking: made before a checkpoint is saved)."""
+        if not self.valid():
+            return False
+        if self._confirm is None:
+            return True
+        sent = self._clock()
+        try:
+            held = self._confirm()
+        except (MysqlError, OSError) as exc:
+            self.lose(f"the lock connection failed: {error_text(exc)}")
+            return False
+        if not held:
+            self.lose("the server gives the lock to another connection")
+            return False
+        self.confirmed(sent)
+        return self.valid()
 
 
 class FencedStore:
@@ -110,7 +145,7 @@ class FencedStore:
         return self._store.load()
 
     def save(self, checkpoint: Checkpoint) -> None:
-        if not self._fence.valid():
+        if not self._fence.check():
             self._dropped += 1
             if self._dropped == 1:
                 log.warning(
@@ -138,22 +173,12 @@ def ha_lock_name(settings: Settings) -> str:
 
 
 class _Watcher:
-    """The leader's thread: confirms the lock every ``interval`` seconds and
-    calls ``on_lost`` (from this thread) once it is not confirmed."""
+    """The leader's thread: confirms the lock every ``interval`` seconds until
+    stopped or the lock is lost (the fence then calls its ``on_lost``)."""
 
-    def __init__(
-        self,
-        lock: ServerLock,
-        fence: Fence,
-        interval: float,
-        on_lost: Callable[[], object],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._lock = lock
+    def __init__(self, fence: Fence, interval: float) -> None:
         self._fence = fence
         self._interval = interval
-        self._on_lost = on_lost
-        self._clock = clock
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="wpcdc-leader", daemon=True)
 
@@ -168,20 +193,8 @@ class _Watcher:
 
     def _watch(self) -> None:
         while not self._stopping.wait(self._interval):
-            sent = self._clock()
-            try:
-                held = self._lock.confirm()
-            except (MysqlError, OSError) as exc:
-                self._fence.lose(f"the lock connection failed: {error_text(exc)}")
-                break
-            if self._stopping.is_set():
+            if not self._fence.check():
                 return
-            if not held:
-                self._fence.lose("the server gives the lock to another connection")
-                break
-            self._fence.confirmed(sent)
-        if not self._stopping.is_set():
-            self._on_lost()
 
 
 class Leadership:
@@ -299,12 +312,14 @@ class Leadership:
     async def _term(self, lock: ServerLock, confirmed_at: float) -> None:
         """Stream while the lock is ours; return when stopped or fenced."""
         loop = asyncio.get_running_loop()
-        fence = Fence(self._bound)
-        fence.confirmed(confirmed_at)
         term_stop = asyncio.Event()
-        watcher = _Watcher(
-            lock, fence, self._ha.check_seconds, lambda: loop.call_soon_threadsafe(term_stop.set)
+        fence = Fence(
+            self._bound,
+            confirm=lock.confirm,
+            on_lost=lambda: loop.call_soon_threadsafe(term_stop.set),
         )
+        fence.confirmed(confirmed_at)
+        watcher = _Watcher(fence, self._ha.check_seconds)
         watcher.start()
         guards = [
             asyncio.ensure_future(self._follow_stop(term_stop)),

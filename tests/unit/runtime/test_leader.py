@@ -66,6 +66,45 @@ def test_a_lost_lock_drops_saves_at_once_and_keeps_its_first_reason() -> None:
     assert not fence.valid() and fence.expires_in() == 0.0
 
 
+def test_each_save_is_preceded_by_a_confirmation_from_the_server() -> None:
+    clock, store = Clock(), Saved()
+    answers = [True, True, False]
+    lost: list[str] = []
+    fence = Fence(
+        3.0,
+        clock,
+        confirm=lambda: answers.pop(0),
+        on_lost=lambda: lost.append("stop the term"),
+    )
+    fence.confirmed(clock.now)
+    fenced = FencedStore(store, fence)
+    fenced.save(checkpoint(100))
+    clock.now += 2.5
+    fenced.save(checkpoint(200))  # the confirmation renews the lease
+    clock.now += 2.5
+    assert fence.valid()
+    # The server gives the lock to another connection: lost at once, never saved.
+    fenced.save(checkpoint(300))
+    assert [c.position.pos for c in store.saved] == [100, 200]
+    assert lost == ["stop the term"]
+    assert fence.reason == "the server gives the lock to another connection"
+    fenced.save(checkpoint(400))
+    assert answers == [] and len(store.saved) == 2, "no query once lost"
+
+
+def test_a_failed_confirmation_loses_the_lead() -> None:
+    def broken() -> bool:
+        raise OSError("connection reset")
+
+    clock, store = Clock(), Saved()
+    lost: list[bool] = []
+    fence = Fence(3.0, clock, confirm=broken, on_lost=lambda: lost.append(True))
+    fence.confirmed(clock.now)
+    FencedStore(store, fence).save(checkpoint(100))
+    assert store.saved == [] and lost == [True]
+    assert fence.reason.startswith("the lock connection failed")
+
+
 def test_instances_sharing_a_kafka_checkpoint_derive_one_lock_name() -> None:
     settings = Settings.model_validate(
         {"checkpoint": {"store": "kafka"}, "kafka": {"topic": "site.events"}}
