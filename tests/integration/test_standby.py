@@ -18,6 +18,7 @@ import pytest
 from tests.integration.test_kafka_checkpoint import kafka_checkpoint
 from tests.integration.test_recovery import writer
 from tests.support.materialize import compare_with_database, deduplicate, materialize
+from tests.support.proxy import CuttableProxy
 from tests.support.stack import WordPressStack
 from tests.support.streaming import Streamer, binlog_end, eventually
 from wpcdc.local.ports import free_port
@@ -97,8 +98,15 @@ def assert_everything_on_the_topic(stack: WordPressStack, ids: list[int]) -> Non
         materialize(deduplicate(stack.read_topic())), stack.server, stack.database, ids
     )
     assert problems == [], "\n".join(problems[:20])
+    # Straight to the server (the first streamer's settings may go through a proxy).
     verify = stack.wpcdc(
-        "verify", "--wait", "60", "--recheck-delay", "1", env={"NO_COLOR": "1"}, timeout=240
+        "verify",
+        "--wait",
+        "60",
+        "--recheck-delay",
+        "1",
+        env={"NO_COLOR": "1", "WPCDC_MYSQL__PORT": str(stack.server.port)},
+        timeout=240,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -184,6 +192,47 @@ def test_a_leader_whose_lock_connection_is_killed_stands_by(wp_stack: WordPressS
         assert_everything_on_the_topic(wp_stack, ids)
     finally:
         second.close()
+
+
+def test_a_leader_cut_off_from_the_database_stops_and_the_standby_takes_over(
+    wp_stack: WordPressStack,
+) -> None:
+    lock = f"wpcdc-test:{wp_stack.topic}"
+    first, port_a, second, _ = pair(wp_stack, lock)
+    # Every connection of the first instance goes through a proxy that can
+    # partition it from the server (no byte through, nothing closed).
+    proxy = CuttableProxy(free_port(), wp_stack.server.port)
+    proxy.start()
+    first.env.update({"WPCDC_MYSQL__PORT": str(proxy.port), "WPCDC_MYSQL__CONNECT_TIMEOUT": "3"})
+    try:
+        first.start()
+        second.start(ready="standing by: the lead")
+        ids = create_posts(wp_stack, "before", 10)
+        background = writer(wp_stack.wordpress, posts=40, rounds=4, pause_ms=5)
+        background.start()
+        time.sleep(2)
+        proxy.freeze()
+        cut = time.monotonic()
+        # Fenced after half the lease (3 s) without a confirmation.
+        first.wait_for_log("lost the lead", 15)
+        fenced = time.monotonic() - cut
+        # The server frees the lock once the connection was silent for the lease (6 s).
+        second.wait_for_log("reading the binlog from", TAKEOVER_BOUND)
+        took = time.monotonic() - cut
+        print(f"cut-off leader fenced after {fenced:.1f}s, the standby streams after {took:.1f}s")
+        assert fenced < took, "the old leader stopped before the new one started"
+        assert first.process is not None and first.process.poll() is None, "still running"
+        eventually(lambda: readiness(port_a)[1].get("reason") == "standby", 30, "standby")
+
+        ids += background.finish()
+        ids += create_posts(wp_stack, "after", 10)
+        wait_for_the_topic(wp_stack, 120, second.log_text())
+        assert second.stop() == 0
+        assert first.stop() == 0
+        assert_everything_on_the_topic(wp_stack, ids)
+    finally:
+        second.close()
+        proxy.cut()
 
 
 def _after(text: str, marker: str) -> str:
