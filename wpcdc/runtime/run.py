@@ -14,6 +14,10 @@ the broker connected, possibly retrying for a minute) the start is abandoned,
 and the checkpoint is left as it was. Blocking calls run in daemon threads
 (:class:`DaemonThreads`), so a database that does not answer cannot hold the
 exit either.
+
+With ``ha.enabled`` the same loop runs only while this process holds the lead
+(:class:`wpcdc.runtime.leader.Leadership`): it stops when the lead is lost, and
+its checkpoint saves go through the fence (:class:`~wpcdc.runtime.leader.FencedStore`).
 """
 
 from __future__ import annotations
