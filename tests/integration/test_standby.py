@@ -235,5 +235,34 @@ def test_a_leader_cut_off_from_the_database_stops_and_the_standby_takes_over(
         proxy.cut()
 
 
+def test_a_standby_stops_at_once_and_a_stopped_leader_hands_over(
+    wp_stack: WordPressStack,
+) -> None:
+    lock = f"wpcdc-test:{wp_stack.topic}"
+    first, _, second, _ = pair(wp_stack, lock)
+    try:
+        first.start()
+        second.start(ready="standing by: the lead")
+        # SIGTERM while waiting in GET_LOCK: no wait for the server.
+        started = time.monotonic()
+        assert second.stop() == 0
+        assert time.monotonic() - started < 5
+        second.start(ready="standing by: the lead")
+        ids = create_posts(wp_stack, "before", 5)
+        wait_for_the_topic(wp_stack, 60, first.log_text())
+        # SIGTERM of the leader: it flushes, saves, releases the lock; the standby
+        # takes over at once, from that checkpoint.
+        assert first.stop() == 0
+        stopped = time.monotonic()
+        second.wait_for_log("reading the binlog from", 10)
+        print(f"the standby streams {time.monotonic() - stopped:.1f}s after the leader exited")
+        ids += create_posts(wp_stack, "after", 5)
+        wait_for_the_topic(wp_stack, 60, second.log_text())
+        assert second.stop() == 0
+        assert_everything_on_the_topic(wp_stack, ids)
+    finally:
+        second.close()
+
+
 def _after(text: str, marker: str) -> str:
     return text[text.rindex(marker) :] if marker in text else ""
