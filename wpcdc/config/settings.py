@@ -242,6 +242,35 @@ class SigningSettings(_Section):
         return Signer(self.key_id, self.keys[self.key_id].get_secret_value().encode())
 
 
+class HaSettings(_Section):
+    """Standby failover: several `wpcdc run` sharing one checkpoint take turns (see
+    README, "Standby failover")."""
+
+    # Only the instance holding a MySQL lock (GET_LOCK, no grant needed) streams.
+    enabled: bool = False
+    # The lock's name; empty: derived from mysql.database and the checkpoint's
+    # store (its topic and key, or its file's absolute path).
+    lock_name: str = Field(default="", max_length=64)
+    # A standby waits this long in each GET_LOCK (a stop is honoured meanwhile).
+    poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The leader confirms it still holds the lock this often.
+    check_seconds: float = Field(default=1.0, gt=0, le=30)
+    # The lock connection's session wait_timeout: the server frees the lock of a
+    # leader silent this long (cut off); the leader stops producing after half of it
+    # without a confirmation. A standby takes over within about this.
+    lease_seconds: int = Field(default=6, ge=2, le=3600)
+
+    @model_validator(mode="after")
+    def _check_within_lease(self) -> HaSettings:
+        if self.check_seconds * 2 > self.lease_seconds / 2:
+            raise ValueError(
+                f"check_seconds ({self.check_seconds:g}) must be at most a quarter of "
+                f"lease_seconds ({self.lease_seconds}): the leader must confirm its lock "
+                "at least twice before it stops trusting it"
+            )
+        return self
+
+
 class PreflightSettings(_Section):
     # How long wpcdc may be stopped (upgrade, outage) before it must resume.
     # `wpcdc check` fails when the server would purge binlogs sooner than that.
@@ -278,6 +307,7 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings = SnapshotSettings()
     log: LogSettings = LogSettings()
     signing: SigningSettings = SigningSettings()
+    ha: HaSettings = HaSettings()
 
     @classmethod
     def settings_customise_sources(
