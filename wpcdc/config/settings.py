@@ -110,6 +110,18 @@ class KafkaSettings(_Section):
     # The largest record the brokers accept (their message.max.bytes). A larger
     # event is shrunk per the oversize policy (see README) instead of failing.
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Exactly-once delivery: a transactional producer commits the events and the
+    # checkpoint (checkpoint.store = "kafka" only) in one transaction, so a
+    # consumer with isolation.level=read_committed sees every change once, also
+    # across crashes and restarts. Needs a broker with transactions.
+    exactly_once: bool = False
+    # The producer's transactional.id; empty means
+    # "wpcdc:{checkpoint topic}:{kafka.topic}" (one per checkpoint identity).
+    # A second producer with the same id fences the first (it stops).
+    transactional_id: str = ""
+    # With exactly_once: a transaction is committed this often while events flow;
+    # read_committed consumers see events only once committed.
+    transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
     tls: KafkaTLS = KafkaTLS()
     sasl: KafkaSASL = KafkaSASL()
 

@@ -104,7 +104,9 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     and the caller replays from its checkpoint, so A is re-sent (after B, with
     the same event id and sequence: consumers deduplicate and reorder).
 
-    Idempotence is off: the Tansu broker fails ``InitProducerId`` with
+    Idempotence is off (except with ``kafka.exactly_once``, whose transactional
+    producer adds it: :func:`wpcdc.kafka.transactions.transactional_options`):
+    the Tansu broker fails ``InitProducerId`` with
     UnknownError, and with idempotence on aiokafka's sender waits for a producer
     id before sending anything (``_maybe_wait_for_pid``), so nothing would ever
     be sent. Ordering does not need it (see above); idempotence would only

@@ -41,7 +41,22 @@ Delivery contract:
        ├── RecordTooLarge      raised by send() before anything is sent; shrink the event
        ├── DeliveryFailed      a record was not acknowledged; rebuild and replay
        ├── BrokerUnavailable   start() or ensure_topic() could not reach the brokers
+       ├── ProducerFenced      a newer producer has the transactional id; stop (exit 1)
        └── TopicLost           the broker lost acknowledged records; stop (exit 3)
+
+Transactions (``transactional_id`` given: ``kafka.exactly_once``): the producer
+is idempotent and transactional (:mod:`wpcdc.kafka.transactions`); a
+transaction is open from :meth:`KafkaSink.start` on, and every batch joins it
+(aiokafka's ``send_batch`` adds the batch's partition to the transaction, as
+``send`` does: ``MessageAccumulator._append_batch``). An acknowledgement then
+means "written, not yet visible to read_committed consumers".
+:meth:`KafkaSink.drain` hands over every batch and waits for their
+acknowledgements; :meth:`KafkaSink.commit` adds one last record (the
+checkpoint) to the transaction, commits it and opens the next. Between the
+two the caller sends nothing, so a committed transaction holds exactly the
+events the checkpoint it carries covers. Records of a transaction that is not
+committed (a failure, a kill) are aborted: read_committed consumers never see
+them.
 """
 
 from __future__ import annotations
@@ -55,7 +70,8 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, for_code
+from aiokafka.errors import BrokerResponseError, KafkaError, for_code
+from aiokafka.errors import ProducerFenced as AioProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -66,6 +82,7 @@ from wpcdc.core.errors import (
     ConfigError,
     DeliveryFailed,
     PreflightFailed,
+    ProducerFenced,
     TopicLost,
     WpcdcError,
 )
@@ -73,6 +90,12 @@ from wpcdc.core.offsets import AcknowledgedOffsets
 from wpcdc.core.records import Headers
 from wpcdc.kafka.options import aiokafka_warnings, client_options, producer_options
 from wpcdc.kafka.topic import TopicMissing, open_topic
+from wpcdc.kafka.transactions import (
+    fenced,
+    producer_id,
+    refusal,
+    transactional_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +167,11 @@ class KafkaSink:
         start_timeout: float = 60.0,
         stop_timeout: float | None = None,
         offsets: AcknowledgedOffsets | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self._settings = settings
+        # Set: every record is sent in a transaction (see the module docstring).
+        self._transactional_id = transactional_id
         # Shared by the sinks of one run, so a rebuilt sink knows what the topic held.
         self._offsets = offsets if offsets is not None else AcknowledgedOffsets()
         self._start_timeout = start_timeout
@@ -166,10 +192,21 @@ class KafkaSink:
         self._pending: set[asyncio.Future[None]] = set()
         self._failure: BaseException | None = None
         self._stopped = False
+        # Records sent since the last commit (transactions only).
+        self._in_transaction = 0
 
     @property
     def topic(self) -> str:
         return self._settings.topic
+
+    @property
+    def transactional(self) -> bool:
+        return self._transactional_id is not None
+
+    @property
+    def pending(self) -> int:
+        """Records sent in the open transaction (0 without transactions)."""
+        return self._in_transaction if self._transactional_id is not None else 0
 
     @property
     def failed(self) -> bool:
@@ -220,6 +257,11 @@ class KafkaSink:
                     raise
                 except (KafkaError, OSError, TimeoutError) as exc:
                     await _close_quietly(producer)
+                    if self._transactional_id is not None and _refused(exc):
+                        # No retry gives a broker transactions it does not have.
+                        raise refusal(
+                            exc, settings=self._settings, transactional_id=self._transactional_id
+                        ) from None
                     if time.monotonic() + delay >= deadline:
                         raise BrokerUnavailable(
                             f"no Kafka broker answered at {self._settings.bootstrap_servers} "
@@ -232,11 +274,27 @@ class KafkaSink:
                     reasons.clear()
                     continue
                 break
+        if self._transactional_id is not None:
+            await self._begin(producer, self._transactional_id)
         self._producer = producer
 
-    def _new_producer(self) -> AIOKafkaProducer:
+    async def _begin(self, producer: AIOKafkaProducer, transactional_id: str) -> None:
+        """Get the producer id (refusing a broker without transactions), open the first
+        transaction."""
         try:
-            return AIOKafkaProducer(**producer_options(self._settings))
+            await producer_id(producer, settings=self._settings, transactional_id=transactional_id)
+            await producer.begin_transaction()
+        except BaseException:
+            await _close_quietly(producer)
+            raise
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        if self._transactional_id is not None:
+            options = transactional_options(self._settings, self._transactional_id)
+        else:
+            options = producer_options(self._settings)
+        try:
+            return AIOKafkaProducer(**options)
         except OSError as exc:
             raise ConfigError(f"kafka.tls: {exc}") from None
         except RuntimeError as exc:
@@ -375,6 +433,7 @@ class KafkaSink:
             batch = self._open.get(partition) or self._new_batch(producer, partition, key)
             if batch.builder.append(timestamp=None, key=key, value=value, headers=headers):
                 batch.records += 1
+                self._in_transaction += 1
                 return batch.acked
             # Full: it goes now, and the record goes in the next one (the first
             # record of a batch always fits: the size check above bounds it).
@@ -384,7 +443,7 @@ class KafkaSink:
             self._raise_if_failed(key)
 
     def _raise_if_failed(self, key: bytes) -> None:
-        if isinstance(self._failure, TopicLost):
+        if isinstance(self._failure, TopicLost | ProducerFenced):
             raise self._failure
         if self._failure is not None:
             raise DeliveryFailed(
@@ -462,6 +521,9 @@ class KafkaSink:
         except KafkaError as exc:
             # The queue stayed full (or the metadata unknown) for request_timeout.
             self._fail(exc)
+            if isinstance(exc, AioProducerFenced):
+                self._settle_failure(batch, exc)
+                return
             failure = DeliveryFailed(
                 f"cannot queue {batch.records} records ({batch.first_key!r}...) for "
                 f"{self.topic} on {self._settings.bootstrap_servers}: {_describe(exc)}"
@@ -501,7 +563,9 @@ class KafkaSink:
     def _settle_failure(self, batch: _Batch, exc: BaseException) -> None:
         if batch.acked.done():
             return
-        if isinstance(exc, TopicLost):
+        if isinstance(exc, AioProducerFenced):
+            exc = self._fenced(exc)
+        if isinstance(exc, TopicLost | ProducerFenced):
             batch.acked.set_exception(exc)
             return
         failure = DeliveryFailed(
@@ -511,7 +575,12 @@ class KafkaSink:
         failure.__cause__ = exc
         batch.acked.set_exception(failure)
 
+    def _fenced(self, exc: BaseException) -> ProducerFenced:
+        return fenced(self._transactional_id or "", exc)
+
     def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, AioProducerFenced):
+            exc = self._fenced(exc)
         if self._failure is None:
             self._failure = exc
             log.warning("Kafka delivery failed, the sink takes no more records: %s", exc)
@@ -545,6 +614,7 @@ class KafkaSink:
             log.warning("Kafka sink: records unacknowledged after %g s fail", self._stop_timeout)
             await _abort(producer)
         else:
+            await self._abort_transaction(producer)
             try:
                 await asyncio.wait_for(producer.stop(), _CLOSE_GRACE)
             except (KafkaError, OSError, TimeoutError) as exc:
@@ -565,6 +635,81 @@ class KafkaSink:
                 acked.set_exception(
                     DeliveryFailed("the sink stopped before the broker acknowledged the record")
                 )
+
+    async def drain(self) -> None:
+        """Hand every batch to the producer and wait until the broker acknowledged
+        them all (transactions: before :meth:`commit`). Raises the sink's failure
+        (DeliveryFailed, ProducerFenced, TopicLost) when there was one."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("KafkaSink.drain() before start() or after stop()")
+        await self._flush(producer)
+        self._raise_failure()
+
+    async def commit(self, topic: str, key: bytes, value: bytes) -> None:
+        """Add the record (the checkpoint: ``topic``'s partition 0) to the open
+        transaction, commit the transaction and open the next one.
+
+        Call it after :meth:`drain`, with nothing sent in between. Raises
+        ProducerFenced when a newer producer has the id, DeliveryFailed when the
+        commit failed or did not end within ``request_timeout`` (the transaction
+        is then aborted by the broker or by the next producer with the id: the
+        caller replays from the checkpoint committed before).
+        """
+        producer, transactional_id = self._producer, self._transactional_id
+        if producer is None or transactional_id is None:
+            raise RuntimeError("KafkaSink.commit() of a sink without a started transaction")
+        if self._open or self._handing:
+            raise RuntimeError("KafkaSink.commit() with batches not handed over: drain() first")
+        self._raise_failure()
+        try:
+            async with asyncio.timeout(self._settings.request_timeout):
+                delivery = await producer.send(topic, value, key=key, partition=0)
+                await delivery
+                await producer.commit_transaction()
+                self._in_transaction = 0
+                await producer.begin_transaction()
+        except (KafkaError, TimeoutError) as exc:
+            self._fail(exc)
+            if isinstance(self._failure, ProducerFenced):
+                raise self._failure from None
+            raise DeliveryFailed(
+                f"the transaction was not committed by {self._settings.bootstrap_servers} "
+                f"(transactional id {transactional_id!r}): {_describe(exc)}; its events are "
+                "aborted and sent again from the last committed checkpoint"
+            ) from None
+
+    def _raise_failure(self) -> None:
+        failure = self._failure
+        if failure is None:
+            return
+        if isinstance(failure, TopicLost | ProducerFenced):
+            raise failure
+        raise DeliveryFailed(
+            f"records to {self.topic} were not acknowledged ({_describe(failure)}); "
+            "rebuild the sink and replay from the checkpoint"
+        )
+
+    async def _abort_transaction(self, producer: AIOKafkaProducer) -> None:
+        """Abort what the open transaction holds, when it holds anything (a failure, a
+        stop before the last commit), so that read_committed consumers are not held
+        back until the next producer with the id fences this one. Best effort."""
+        manager = producer._txn_manager
+        if self._transactional_id is None or manager is None:
+            return
+        if manager.is_fatal_error():
+            # Fenced: aiokafka failed its own transaction future, which nobody
+            # awaits ("Future exception was never retrieved" at exit otherwise).
+            waiter = manager._transaction_waiter
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()
+            return
+        if not manager.is_in_transaction() or manager.is_empty_transaction():
+            return
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), _CLOSE_GRACE)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("Kafka sink: the open transaction was not aborted: %s", _describe(exc))
 
     async def send_open_batches(self) -> None:
         """Hand every batch being filled to the producer now, without waiting for
@@ -611,6 +756,11 @@ async def _abort(producer: AIOKafkaProducer) -> None:
         await asyncio.wait_for(producer._sender.close(), _CLOSE_GRACE)
     # stop() does nothing more once this is set; the connections are closed.
     producer._closed = True
+
+
+def _refused(exc: BaseException) -> bool:
+    """An answer of the broker (not a connection failure) to the producer id request."""
+    return isinstance(exc, BrokerResponseError)
 
 
 async def _close_quietly(client: AIOKafkaProducer | AIOKafkaAdminClient) -> None:

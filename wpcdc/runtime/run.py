@@ -45,7 +45,14 @@ from wpcdc.runtime.health import Health, Phase
 from wpcdc.runtime.leader import Fence, FencedStore, Leadership
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.snapshot import refuse_unfinished
-from wpcdc.runtime.stores import Store, checkpoint_store, close, make_durable, where
+from wpcdc.runtime.stores import (
+    Store,
+    checkpoint_store,
+    close,
+    fence_previous_run,
+    make_durable,
+    where,
+)
 
 log = logging.getLogger("wpcdc.run")
 
@@ -246,6 +253,9 @@ async def starting_checkpoint(
 ) -> Checkpoint:
     """The saved checkpoint, checked to be still in the binlog; without one, the
     end of the binlog, saved at once (through ``saves`` when given)."""
+    # Exactly-once: an earlier run's transaction ends (fenced) before the read,
+    # so that the checkpoint read back is the last one ever committed.
+    await fence_previous_run(settings)
     # In a thread: a Kafka store reads its topic.
     checkpoint = await asyncio.to_thread(store.load)
     if checkpoint is None:

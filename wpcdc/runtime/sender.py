@@ -8,8 +8,9 @@ docs/ARCHITECTURE.md). The sink returns one future per batch, shared by its
 records: the sender adds one callback per future, which acknowledges every
 event the batch carried. The first delivery that fails is latched: the pipeline
 ends with :class:`DeliveryFailed` and is rebuilt from the checkpoint, or with
-:class:`TopicLost` (the broker lost acknowledged records), which ends the run
-(promise "loud failure"). It also counts what it sends in the metrics.
+:class:`TopicLost` (the broker lost acknowledged records) or
+:class:`ProducerFenced` (another producer took the transactional id), which end
+the run (promise "loud failure"). It also counts what it sends in the metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections import Counter
 from typing import Protocol
 
 from wpcdc.core.acks import AckTracker
-from wpcdc.core.errors import DeliveryFailed, TopicLost
+from wpcdc.core.errors import DeliveryFailed, ProducerFenced, TopicLost
 from wpcdc.core.events import Event, MetaData
 from wpcdc.core.fold import ClosedGroup
 from wpcdc.core.records import Headers, encode
@@ -53,7 +54,7 @@ class Sender:
         self._tracker = tracker
         self._source_name = source_name
         self._metrics = metrics
-        self._failure: DeliveryFailed | TopicLost | None = None
+        self._failure: DeliveryFailed | TopicLost | ProducerFenced | None = None
         self._failed = asyncio.Event()
         # Per delivery future (one per batch): the (group, event) pairs it carries.
         self._carried: dict[asyncio.Future[None], list[tuple[int, Event]]] = {}
@@ -91,7 +92,7 @@ class Sender:
             self._fail(DeliveryFailed(f"delivery of {first.id} was cancelled"))
             return
         error = future.exception()
-        if isinstance(error, TopicLost):
+        if isinstance(error, TopicLost | ProducerFenced):
             self._fail(error)  # no rebuild cures it: raised as it is
             return
         if error is not None:
@@ -104,7 +105,7 @@ class Sender:
         for event_type, count in acked.items():
             self._metrics.events.labels(event_type).inc(count)
 
-    def _fail(self, error: DeliveryFailed | TopicLost) -> None:
+    def _fail(self, error: DeliveryFailed | TopicLost | ProducerFenced) -> None:
         if self._failure is None:
             self._failure = error
             self._failed.set()
