@@ -1,0 +1,255 @@
+"""The fast reader's event parsing on hand-built dump packets: what each control event
+means, which tables are skipped before any value is read, and the loud refusals."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymysql.protocol import MysqlPacket
+
+from wpcdc.core.assembly import TransactionAssembler
+from wpcdc.core.backoff import Backoff
+from wpcdc.core.binlog_rows import DecoderCache
+from wpcdc.core.errors import PositionLost, ServerMisconfigured
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import Idle, SourceItem, TransactionPart
+from wpcdc.mysql import dump
+from wpcdc.mysql.binlog_events import EventHandler, WatchedTables
+
+START = Position("binlog.000007", 4)
+SID = bytes.fromhex("3e11fa4771ca11e19e33c80aa9429562")
+EOF_PACKET = b"\xfe\x00\x00\x02\x00"
+
+
+def event(kind: int, body: bytes, *, log_pos: int = 0, server_id: int = 1, ts: int = 1700) -> bytes:
+    """A dump packet: the OK byte, the 19-byte header, the body and a CRC32 (not checked)."""
+    header = struct.pack("<IBIIIH", ts, kind, server_id, 19 + len(body) + 4, log_pos, 0)
+    return b"\x00" + header + body + b"\xde\xad\xbe\xef"
+
+
+def format_description(version: str) -> bytes:
+    lengths = bytearray(0xA4)
+    for kind, length in {
+        dump.QUERY: 13,
+        dump.ROTATE: 8,
+        dump.TABLE_MAP: 8,
+        dump.WRITE_ROWS_V1: 8,
+        dump.WRITE_ROWS_V2: 10,
+    }.items():
+        lengths[kind - 1] = length
+    body = struct.pack("<H50sIB", 4, version.encode(), 0, 19) + bytes(lengths) + b"\x01"
+    return event(dump.FORMAT_DESCRIPTION, body)
+
+
+def query(sql: str, *, schema: str = "wp", thread: int = 42, log_pos: int = 0) -> bytes:
+    status = b"\x00\x00\x00\x00\x00"  # Q_FLAGS2_CODE and its value, never read
+    post = struct.pack("<IIBHH", thread, 0, len(schema), 0, len(status))
+    return event(
+        dump.QUERY, post + status + schema.encode() + b"\x00" + sql.encode(), log_pos=log_pos
+    )
+
+
+def table_map(table_id: int, schema: str, table: str) -> bytes:
+    # One BIGINT column, no optional metadata: enough for the name check.
+    body = (
+        table_id.to_bytes(6, "little")
+        + b"\x00\x00"
+        + bytes([len(schema)])
+        + schema.encode()
+        + b"\x00"
+        + bytes([len(table)])
+        + table.encode()
+        + b"\x00"
+        + b"\x01\x08\x00\x00"
+    )
+    return event(dump.TABLE_MAP, body)
+
+
+def garbage_rows(kind: int, table_id: int) -> bytes:
+    # A row event whose rows cannot be decoded: only a skipped table gets past it.
+    return event(kind, table_id.to_bytes(6, "little") + b"\x00\x00" + b"\xff" * 30)
+
+
+class FakeConnection:
+    """Hands out prepared packets as pymysql's ``_read_packet`` would."""
+
+    def __init__(self, packets: list[bytes]) -> None:
+        self._packets: Iterator[bytes] = iter([*packets, EOF_PACKET])
+
+    def _read_packet(self) -> MysqlPacket:
+        return MysqlPacket(next(self._packets), "utf8mb4")
+
+
+def read(packets: list[bytes], start: Position = START) -> tuple[list[SourceItem], EventHandler]:
+    handler = EventHandler(
+        assembler=TransactionAssembler(start=start),
+        tables=WatchedTables("wp_"),
+        database="wp",
+        prefix="wp_",
+        backoff=Backoff(0.1, 1.0),
+        clock=lambda: 5.0,
+    )
+    reader = dump.DumpReader(
+        FakeConnection(packets),
+        checksum=True,
+        handler=handler,
+        tables=handler.tables,
+        database="wp",
+        decoders=DecoderCache(),
+        logged=set(),
+    )
+    return list(reader.items()), handler
+
+
+def parts(items: list[SourceItem]) -> list[TransactionPart]:
+    return [item for item in items if isinstance(item, TransactionPart)]
+
+
+def test_gtid_text_spells_mysql_gtids_like_the_library() -> None:
+    assert dump.gtid_text(SID, 23) == "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+
+
+def test_mysql_transactions_carry_gtid_thread_and_end_position() -> None:
+    gtid_body = b"\x01" + SID + struct.pack("<Q", 9) + b"\x00" * 16
+    items, handler = read(
+        [
+            format_description("9.7.4"),
+            event(dump.GTID, gtid_body, ts=1701),
+            query("BEGIN", thread=77),
+            table_map(50, "other_db", "wp_posts"),
+            garbage_rows(dump.WRITE_ROWS_V2, 50),
+            event(dump.XID, struct.pack("<Q", 1), log_pos=900),
+        ],
+        start=Position("binlog.000007", 4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-8"),
+    )
+    (part,) = parts(items)
+    assert part.changes == ()
+    assert part.transaction.gtid == "3e11fa47-71ca-11e1-9e33-c80aa9429562:9"
+    assert part.transaction.thread_id == 77 and part.transaction.timestamp == 1701
+    assert part.end == Position("binlog.000007", 900, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9")
+    assert handler.assembler.position == part.end
+
+
+def test_mariadb_gtid_list_gtid_and_unwatched_rows_are_read_without_decoding() -> None:
+    gtid_list = struct.pack("<I", 1) + struct.pack("<IIQ", 0, 1, 41)
+    items, _ = read(
+        [
+            format_description("10.11.6-MariaDB-log"),
+            event(dump.MARIADB_GTID_LIST, gtid_list),
+            event(dump.MARIADB_GTID, struct.pack("<QIB", 42, 0, 0x0C), server_id=1),
+            table_map(51, "wp", "wp_options"),
+            garbage_rows(dump.WRITE_ROWS_V1, 51),
+            garbage_rows(dump.DELETE_ROWS_V1, 999),  # a table id never mapped
+            event(dump.XID, struct.pack("<Q", 1), log_pos=1234),
+        ]
+    )
+    (part,) = parts(items)
+    assert part.transaction.gtid == "0-1-42" and part.transaction.thread_id is None
+    assert part.end == Position("binlog.000007", 1234, "0-1-42")
+
+
+def test_ddl_stands_alone_and_rotate_and_heartbeat_move_the_position() -> None:
+    items, handler = read(
+        [
+            format_description("10.11.6-MariaDB-log"),
+            query("CREATE TABLE t (a int)", log_pos=300),
+            event(dump.ROTATE, struct.pack("<Q", 4) + b"binlog.000008"),
+            event(dump.HEARTBEAT, b"binlog.000008", log_pos=500),
+        ]
+    )
+    ddl = parts(items)[0]
+    assert ddl.end == Position("binlog.000007", 300)
+    idle = items[-1]
+    assert isinstance(idle, Idle) and idle.position == Position("binlog.000008", 500)
+    assert handler.assembler.position == Position("binlog.000008", 500)
+
+
+def test_statement_based_dml_on_a_watched_table_is_refused() -> None:
+    with pytest.raises(ServerMisconfigured, match="binlog_format=ROW"):
+        read([query("BEGIN"), query("UPDATE wp_posts SET post_title = 'x'")])
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "advice"),
+    [
+        (0x28, ServerMisconfigured, "binlog_transaction_compression=OFF"),
+        (0xA5, ServerMisconfigured, "log_bin_compress=OFF"),
+        (0x1A, PositionLost, "INCIDENT"),
+    ],
+    ids=["mysql-compressed", "mariadb-compressed", "incident"],
+)
+def test_event_types_that_hide_row_changes_are_refused(
+    kind: int, error: type[Exception], advice: str
+) -> None:
+    with pytest.raises(error, match=advice):
+        read([format_description("9.7.4"), event(kind, b"\x00" * 12)])
+
+
+def test_events_nobody_needs_are_passed_over() -> None:
+    # INTVAR, ROWS_QUERY, MariaDB annotate rows and binlog checkpoint.
+    others = [event(kind, b"\x00" * 9) for kind in (0x05, 0x1D, 0xA0, 0xA1)]
+    items, handler = read([format_description("9.7.4"), *others])
+    assert items == [] and handler.assembler.position == START
+
+
+def test_rows_of_a_table_map_without_column_names_are_refused() -> None:
+    with pytest.raises(ServerMisconfigured, match="binlog_row_metadata=FULL"):
+        read(
+            [
+                format_description("9.7.4"),
+                query("BEGIN"),
+                table_map(52, "wp", "wp_posts"),
+                garbage_rows(dump.WRITE_ROWS_V2, 52),
+            ]
+        )
+
+
+def test_start_dump_sends_the_library_sequence() -> None:
+    class Cursor:
+        def __init__(self, log: list[Any]) -> None:
+            self.log = log
+
+        def __enter__(self) -> Cursor:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def execute(self, sql: str, args: Any = None) -> None:
+            self.log.append((sql, args))
+
+        def fetchone(self) -> tuple[str, str]:
+            return ("binlog_checksum", "CRC32")
+
+    class Connection:
+        def __init__(self) -> None:
+            self.log: list[Any] = []
+            self.sent = b""
+            self._next_seq_id = 0
+
+        def cursor(self) -> Cursor:
+            return Cursor(self.log)
+
+        def _write_bytes(self, data: bytes) -> None:
+            self.sent += data
+
+    connection = Connection()
+    checksum = dump.start_dump(
+        connection, server_id=4242, position=Position("binlog.000003", 1234), heartbeat=0.25
+    )
+    assert checksum
+    statements = [sql for sql, _ in connection.log]
+    assert "SET @master_binlog_checksum = @@global.binlog_checksum" in statements
+    assert ("SET @master_heartbeat_period = %s", (250_000_000,)) in connection.log
+    assert "SET @mariadb_slave_capability = 4" in statements
+    name = b"binlog.000003"
+    assert connection.sent == (
+        struct.pack("<I", len(name) + 11)
+        + bytes([dump.COM_BINLOG_DUMP])
+        + struct.pack("<IHI", 1234, 0, 4242)
+        + name
+    )
+    assert connection._next_seq_id == 1
