@@ -59,6 +59,20 @@ SCHEMA = [
 ]
 
 
+# The reader settings() selects; tests marked usefixtures("both_readers") run on each.
+READER: dict[str, Any] = {"binlog_reader": "fast"}
+
+
+@pytest.fixture(params=["fast", "library"])
+def both_readers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Runs the test on the fast reader and on mysql-replication's."""
+    READER["binlog_reader"] = request.param
+    try:
+        yield
+    finally:
+        READER["binlog_reader"] = "fast"
+
+
 def settings(endpoint: MysqlEndpoint, database: str) -> MysqlSettings:
     return MysqlSettings(
         host=endpoint.host,
@@ -68,6 +82,7 @@ def settings(endpoint: MysqlEndpoint, database: str) -> MysqlSettings:
         database=database,
         server_id=next(_server_ids),
         connect_timeout=5,
+        **READER,
     )
 
 
@@ -191,6 +206,7 @@ def assert_contiguous(parts: list[TransactionPart], start: Position) -> None:
             expected_start, rows = part.end, 0
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_wordpress_changes_arrive_as_typed_row_changes(
     mysql_server: MysqlEndpoint, mysql_database: str, wordpress: WordPressSite
 ) -> None:
@@ -245,6 +261,7 @@ def test_wordpress_changes_arrive_as_typed_row_changes(
     assert all(s is not None for s in gtid_sets)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_values_decode_without_surprises(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     create_schema(mysql_server, mysql_database)
     start = current_position(settings(mysql_server, mysql_database))
@@ -267,6 +284,7 @@ def test_values_decode_without_surprises(mysql_server: MysqlEndpoint, mysql_data
     assert row["post_date_gmt"] is None
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_resume_from_a_boundary_yields_exactly_the_following_transactions(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -289,6 +307,7 @@ def test_resume_from_a_boundary_yields_exactly_the_following_transactions(
     assert resumed[: len(first) - 5] == first[5:]
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_20000_row_transaction_arrives_in_bounded_parts(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -350,6 +369,7 @@ def test_idle_items_while_nothing_happens_and_stop_ends_items_promptly(
     assert idles[0].wall_time <= idles[-1].wall_time
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_statement_based_dml_on_a_watched_table_is_refused(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -368,6 +388,7 @@ def test_statement_based_dml_on_a_watched_table_is_refused(
     assert "binlog_format=ROW" in str(error) and "wp_posts" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_partial_row_image_is_refused(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     create_schema(mysql_server, mysql_database)
     run(
@@ -383,6 +404,7 @@ def test_a_partial_row_image_is_refused(mysql_server: MysqlEndpoint, mysql_datab
     assert isinstance(error, ServerMisconfigured) and "binlog_row_image=FULL" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_refused_login_is_a_clear_error(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     mysql = settings(mysql_server, mysql_database).model_copy(
         update={"user": "nobody", "password": SecretStr("wrong")}
@@ -422,6 +444,7 @@ class _ResetStream:
         pass
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     mysql_server: MysqlEndpoint, mysql_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -475,6 +498,7 @@ def fresh_database(endpoint: MysqlEndpoint) -> str:
     return name
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_rows_without_column_names_are_refused(minimal_metadata_server: MysqlEndpoint) -> None:
     database = fresh_database(minimal_metadata_server)
     start = current_position(settings(minimal_metadata_server, database))
@@ -485,6 +509,7 @@ def test_rows_without_column_names_are_refused(minimal_metadata_server: MysqlEnd
     assert isinstance(error, ServerMisconfigured) and "binlog_row_metadata=FULL" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_compressed_events_are_refused(minimal_metadata_server: MysqlEndpoint) -> None:
     # Each flavor has its own compression: MariaDB compresses events, MySQL 8
     # whole transactions (TRANSACTION_PAYLOAD). Both are unreadable: refused.
@@ -508,6 +533,7 @@ def test_compressed_events_are_refused(minimal_metadata_server: MysqlEndpoint) -
     assert isinstance(error, ServerMisconfigured) and f"{variable}=OFF" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_purged_start_position_is_lost(minimal_metadata_server: MysqlEndpoint) -> None:
     database = fresh_database(minimal_metadata_server)
     mysql = settings(minimal_metadata_server, database)
