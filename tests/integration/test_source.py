@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from tests.support.infra import Flavor, MysqlEndpoint, ServerFactory, SharedServers
 from tests.support.streaming import eventually
 from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.binlog_rows import DecoderCache, Unsupported
 from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
@@ -479,6 +480,60 @@ def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     assert f"reconnecting at {big[0].transaction.start} " in caplog.text
     assert [c.row for p in big for c in p.changes] == list(range(3000))
     assert_contiguous(parts_of(handed_out), start)
+
+
+def ledger_of(items: list[SourceItem]) -> list[tuple[Any, ...]]:
+    return [(c.table, c.op, c.before, c.after, c.row) for c in changes_of(items)]
+
+
+def test_a_layout_the_fast_decoder_cannot_read_goes_through_the_library(
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("WARNING", logger="wpcdc.source")
+    create_schema(mysql_server, mysql_database)
+    if mysql_server.flavor == "mysql":
+        # A JSON column: the decoder leaves JSON to the library.
+        mysql_server.execute("ALTER TABLE wp_postmeta ADD extra JSON", mysql_database)
+        extra = ", extra = '{\"a\": [1, 2]}'"
+    else:
+        # MariaDB has no JSON type in the binlog: make the decoder refuse the layout.
+        get = DecoderCache.get
+
+        def refuse_postmeta(self: DecoderCache, table_map: Any, keep: Any = None) -> Any:
+            if table_map.table == "wp_postmeta":
+                raise Unsupported("column meta_value: refused by the test")
+            return get(self, table_map, keep=keep)
+
+        monkeypatch.setattr(DecoderCache, "get", refuse_postmeta)
+        extra = ""
+    start = current_position(settings(mysql_server, mysql_database))
+    run(
+        mysql_server,
+        mysql_database,
+        "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) VALUES (1, 'a', 'x'), (1, 'b', 'y')",
+        f"UPDATE wp_postmeta SET meta_value = 'z'{extra} WHERE meta_key = 'a'",
+        "DELETE FROM wp_postmeta WHERE meta_key = 'b'",
+        "INSERT INTO wp_posts (post_title, post_content) VALUES ('fast', 'path')",
+        "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) VALUES (2, 'c', '😀')",
+    )
+    fast = read_until_marker(mysql_server, mysql_database, start)
+    READER["binlog_reader"] = "library"
+    try:
+        reference = read_until_marker(mysql_server, mysql_database, start)
+    finally:
+        READER["binlog_reader"] = "fast"
+
+    meta = [c for c in changes_of(fast) if c.table == POSTMETA]
+    assert [c.op for c in meta] == [Op.INSERT, Op.INSERT, Op.UPDATE, Op.DELETE, Op.INSERT]
+    assert meta[2].after is not None and meta[2].after["meta_value"] == "z"
+    assert meta[4].image["meta_value"] == "😀"
+    # The reference read has one more marker row; all else is identical.
+    assert ledger_of(fast) == ledger_of(reference)[:-1]
+    fallbacks = [r for r in caplog.records if "mysql-replication decodes" in r.getMessage()]
+    assert len(fallbacks) == 1 and "wp_postmeta" in fallbacks[0].getMessage()
 
 
 # -- throwaway servers ------------------------------------------------------
