@@ -20,6 +20,7 @@ from typing import Any
 # Optional metadata field types.
 _SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_NAME = 1, 2, 4
 _SET_STR_VALUE, _ENUM_STR_VALUE, _SIMPLE_PRIMARY_KEY = 5, 6, 8
+_ENUM_AND_SET_DEFAULT_CHARSET = 10
 _NUMERIC = {1, 2, 9, 3, 8, 246, 4, 5, 13}
 UTF8MB4 = 45
 LATIN1 = 8
@@ -96,6 +97,8 @@ def table_map_event(
                 for v in lists
             )
             body += _field(field_type, value)
+    if any(kind in (247, 248) for kind in real):
+        body += _field(_ENUM_AND_SET_DEFAULT_CHARSET, packed(UTF8MB4))
     body += _field(_SIMPLE_PRIMARY_KEY, b"".join(packed(i) for i in primary_key))
     return body
 
@@ -168,6 +171,68 @@ def string(text: str | bytes, size: int = 1, encoding: str = "utf-8") -> bytes:
 
 def int_(value: int, fmt: str) -> bytes:
     return struct.pack("<" + fmt, value)
+
+
+# --- the library's reading of the same bytes ---
+
+
+class _Control:
+    """What the library's events ask of their control connection."""
+
+    def __init__(self, dbms: str) -> None:
+        self.charset = "utf8mb4"
+        self._dbms = dbms
+
+    def _get_dbms(self) -> str:
+        return self._dbms
+
+
+class LibraryDecoder:
+    """mysql-replication, with wpcdc's patches, decoding hand-built event bodies
+    the way its stream reader does (one ``BinLogPacketWrapper`` per event)."""
+
+    def __init__(self, table_map_body: bytes, *, mariadb: bool = False) -> None:
+        from pymysqlreplication.row_event import TableMapEvent
+
+        from wpcdc.mysql.library import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+        self._table_map: dict[int, Any] = {}
+        self._allowed = {TableMapEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent}
+        self._control = _Control("mariadb" if mariadb else "mysql")
+        self._update, self._write = UpdateRowsEvent, WriteRowsEvent
+        self._event(19, table_map_body)
+
+    def _event(self, event_type: int, body: bytes) -> Any:
+        from pymysql.protocol import MysqlPacket
+        from pymysqlreplication.packet import BinLogPacketWrapper
+
+        header = struct.pack("<IBIIIH", 1_700_000_000, event_type, 1, 19 + len(body) + 4, 0, 0)
+        packet = MysqlPacket(b"\x00" + header + body + b"\x00\x00\x00\x00", "utf8")
+        return BinLogPacketWrapper(
+            packet,
+            self._table_map,
+            self._control,
+            (8, 0, 0),
+            True,  # use_checksum
+            self._allowed,
+            None,
+            None,
+            None,
+            None,
+            True,  # freeze_schema
+            False,  # ignore_decode_errors
+            False,  # verify_checksum
+            True,  # optional_meta_data
+            False,  # enable_logging
+        ).event
+
+    def rows(self, event_type: int, body: bytes) -> list[tuple[Any, Any]]:
+        event = self._event(event_type, body)
+        if isinstance(event, self._update):
+            return [(row["before_values"], row["after_values"]) for row in event.rows]
+        if isinstance(event, self._write):
+            return [(None, row["values"]) for row in event.rows]
+        return [(row["values"], None) for row in event.rows]
 
 
 # --- reading a server's binlog ---

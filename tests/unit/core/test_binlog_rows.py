@@ -18,6 +18,7 @@ from tests.support.binlog_bytes import (
     UPDATE,
     WRITE,
     Col,
+    LibraryDecoder,
     datetime2,
     image,
     int_,
@@ -152,9 +153,16 @@ def test_nullable_fixed_width_columns_between_others() -> None:
 
 
 def one(col: Col, raw: bytes, **kw: Any) -> Any:
-    dec = decoder([Col("id", 3), col], **kw)
-    [(_, after)] = decode(dec, rows_event(WRITE, 7, 2, [image([int_(1, "i"), raw])]))
+    """The value of ``raw`` in a column ``col``, which the library must agree on."""
+    cols = [Col("id", 3), col]
+    event = rows_event(WRITE, 7, 2, [image([int_(1, "i"), raw])])
+    [(_, after)] = decode(decoder(cols, **kw), event)
+    library = LibraryDecoder(table_map_event(7, "wp", "t", cols, **kw), **kw)
+    [(_, expected)] = library.rows(event[0], event[1])
     assert after is not None
+    assert [(k, type(v), v) for k, v in after.items()] == [
+        (k, type(v), v) for k, v in expected.items()
+    ]
     return after[col.name]
 
 
