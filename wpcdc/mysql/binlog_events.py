@@ -1,10 +1,13 @@
 """From decoded binlog events to source items: what each event means for a transaction.
 
-This module owns the event handling of the binlog source: which tables are
-watched (:class:`WatchedTables`), which events the reader asks for
-(:data:`HANDLED_EVENTS`), and :class:`EventHandler`, which feeds each event to
-the :class:`~wpcdc.core.assembly.TransactionAssembler` and yields the parts and
-idle markers it completes. It refuses, loudly (promise "loud failure",
+This module owns the event handling of the binlog source, for both readers:
+which tables are watched (:class:`WatchedTables`), which events the library
+reader asks for (:data:`HANDLED_EVENTS`), and :class:`EventHandler`, which feeds
+each event to the :class:`~wpcdc.core.assembly.TransactionAssembler` and yields
+the parts and idle markers it completes. The fast reader
+(:mod:`wpcdc.mysql.dump`) calls its value-level methods with what it parsed from
+the packets; ``EventHandler.handle`` maps mysql-replication's event objects onto
+the same methods, so what an event means is decided here once. It refuses, loudly (promise "loud failure",
 docs/ARCHITECTURE.md), what would make row changes invisible or unplaceable:
 row events without column names or full row images, statement-based DML on a
 watched table, compressed events (``ServerMisconfigured``) and INCIDENT events
