@@ -10,12 +10,22 @@ from typing import Any
 import pytest
 from pymysql.protocol import MysqlPacket
 
+from tests.support.binlog_bytes import (
+    UPDATE,
+    WRITE,
+    Col,
+    image,
+    int_,
+    rows_event,
+    string,
+    table_map_event,
+)
 from wpcdc.core.assembly import TransactionAssembler
 from wpcdc.core.backoff import Backoff
-from wpcdc.core.binlog_rows import DecoderCache
+from wpcdc.core.binlog_rows import DecoderCache, Unsupported
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Idle, SourceItem, TransactionPart
+from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart
 from wpcdc.mysql import dump
 from wpcdc.mysql.binlog_events import EventHandler, WatchedTables
 
@@ -32,14 +42,11 @@ def event(kind: int, body: bytes, *, log_pos: int = 0, server_id: int = 1, ts: i
 
 def format_description(version: str) -> bytes:
     lengths = bytearray(0xA4)
-    for kind, length in {
-        dump.QUERY: 13,
-        dump.ROTATE: 8,
-        dump.TABLE_MAP: 8,
-        dump.WRITE_ROWS_V1: 8,
-        dump.WRITE_ROWS_V2: 10,
-    }.items():
-        lengths[kind - 1] = length
+    for kind in (dump.WRITE_ROWS_V1, dump.UPDATE_ROWS_V1, dump.DELETE_ROWS_V1):
+        lengths[kind - 1] = 8
+    for kind in (dump.WRITE_ROWS_V2, dump.UPDATE_ROWS_V2, dump.DELETE_ROWS_V2):
+        lengths[kind - 1] = 10
+    lengths[dump.QUERY - 1], lengths[dump.ROTATE - 1], lengths[dump.TABLE_MAP - 1] = 13, 8, 8
     body = struct.pack("<H50sIB", 4, version.encode(), 0, 19) + bytes(lengths) + b"\x01"
     return event(dump.FORMAT_DESCRIPTION, body)
 
@@ -253,3 +260,92 @@ def test_start_dump_sends_the_library_sequence() -> None:
         + name
     )
     assert connection._next_seq_id == 1
+
+
+META = [
+    Col("meta_id", 8, unsigned=True),
+    Col("post_id", 8, unsigned=True),
+    Col("meta_key", 15, (1020).to_bytes(2, "little"), nullable=True),
+    Col("meta_value", 252, b"\x04", nullable=True),
+]
+
+
+def meta_image(meta_id: int, value: str) -> bytes:
+    return image([int_(meta_id, "Q"), int_(7, "Q"), string("color", 2), string(value, 4)])
+
+
+def meta_transaction(version: int) -> list[bytes]:
+    kinds = {
+        1: (dump.WRITE_ROWS_V1, dump.UPDATE_ROWS_V1),
+        2: (dump.WRITE_ROWS_V2, dump.UPDATE_ROWS_V2),
+    }
+    write, update = kinds[version]
+    mapped = event(dump.TABLE_MAP, table_map_event(60, "wp", "wp_postmeta", META))
+    _, inserted, _ = rows_event(WRITE, 60, 4, [meta_image(1, "blue")], version=version)
+    _, changed, _ = rows_event(
+        UPDATE, 60, 4, [meta_image(1, "blue"), meta_image(1, "red 😀")], version=version
+    )
+    return [
+        format_description("9.7.4" if version == 2 else "10.11.6-MariaDB-log"),
+        query("BEGIN"),
+        mapped,
+        event(write, inserted),
+        mapped,
+        event(update, changed),
+        event(dump.XID, struct.pack("<Q", 1), log_pos=777),
+    ]
+
+
+EXPECTED = [
+    (Op.INSERT, None, {"meta_id": 1, "post_id": 7, "meta_key": "color", "meta_value": "blue"}),
+    (
+        Op.UPDATE,
+        {"meta_id": 1, "post_id": 7, "meta_key": "color", "meta_value": "blue"},
+        {"meta_id": 1, "post_id": 7, "meta_key": "color", "meta_value": "red 😀"},
+    ),
+]
+
+
+def changes(items: list[SourceItem]) -> list[tuple[Any, ...]]:
+    return [(c.op, c.before, c.after) for p in parts(items) for c in p.changes]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_rows_of_a_watched_table_come_from_the_generated_decoder(version: int) -> None:
+    items, _ = read(meta_transaction(version))
+    assert changes(items) == EXPECTED
+    (part,) = parts(items)
+    assert {c.table.kind for c in part.changes} == {TableKind.POSTMETA}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_layout_the_decoder_refuses_is_decoded_by_the_library_and_logged_once(
+    version: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: DecoderCache, table_map: Any, keep: Any = None) -> Any:
+        raise Unsupported("column meta_value: refused by the test")
+
+    monkeypatch.setattr(DecoderCache, "get", refuse)
+    caplog.set_level("WARNING", logger="wpcdc.source")
+    items, _ = read(meta_transaction(version) * 2)
+    assert changes(items) == EXPECTED * 2
+    warnings = [r.getMessage() for r in caplog.records]
+    assert (
+        len(warnings) == 1 and "wp_postmeta" in warnings[0] and "refused by the test" in warnings[0]
+    )
+
+
+def test_a_partial_row_image_from_the_decoder_is_refused() -> None:
+    mapped = event(dump.TABLE_MAP, table_map_event(60, "wp", "wp_postmeta", META))
+    _, partial, _ = rows_event(
+        WRITE, 60, 4, [meta_image(1, "blue")], present=[True, True, True, False]
+    )
+    with pytest.raises(ServerMisconfigured, match="binlog_row_image=FULL"):
+        read(
+            [
+                format_description("9.7.4"),
+                query("BEGIN"),
+                mapped,
+                event(dump.WRITE_ROWS_V2, partial),
+            ]
+        )
