@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from wpcdc.core import table_map as t
+from wpcdc.core.binlog_json import json_value
 from wpcdc.core.table_map import ColumnInfo, TableMap
 
 RowImage = dict[str, Any]
@@ -349,6 +350,9 @@ class _Plan:
         elif kind == t.GEOMETRY:
             self.length_size = column.length_size
             self.decode = bytes
+        elif kind == t.JSON:
+            self.length_size = column.length_size
+            self.decode = json_value
         else:
             self.width, self.convert = self._converter(column)
             self.cacheable = kind != t.SET  # a set is mutable
@@ -730,6 +734,8 @@ def _string(i: int, plan: _Plan, keep: bool) -> list[str]:
     decode = plan.decode
     if decode is bytes:
         return [*lines, f"v{i} = r{i}"]
+    if plan.column.type == t.JSON:
+        return [*lines, f"v{i} = dec{i}(r{i})"]
     encoding = plan.column.encoding or "utf-8"
     if encoding == "cp1252":
         return [*lines, f"v{i} = charmap(r{i}, 'strict', LATIN1)[0]"]

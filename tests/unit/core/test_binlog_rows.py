@@ -288,7 +288,7 @@ def test_partial_image_is_refused_or_read_as_the_library_does() -> None:
 @pytest.mark.parametrize(
     ("col", "words"),
     [
-        (Col("j", 245, b"\x04"), "JSON"),
+        (Col("v", 242, b"\x04"), "type 242"),
         (Col("d", 0), "DECIMAL"),
         (Col("c", 141, b"\x04"), "type 141"),
     ],
@@ -374,3 +374,83 @@ def test_datetime_cache_gives_equal_values_for_equal_bytes() -> None:
     assert {after["post_date"] for _, after in decoded if after} == {
         dt.datetime(2026, 11, 23, 10, 0, 5)
     }
+
+
+def jsonb(value: Any) -> tuple[int, bytes]:
+    """MySQL's binary JSON of ``value`` (small containers only): (type, bytes)."""
+    if value is None or isinstance(value, bool):
+        return 0x04, bytes([{None: 0, True: 1, False: 2}[value]])
+    if isinstance(value, int):
+        if -(2**15) <= value < 2**15:
+            return 0x05, struct.pack("<h", value)
+        return (
+            (0x07, struct.pack("<i", value))
+            if -(2**31) <= value < 2**31
+            else (0x09, struct.pack("<q", value))
+        )
+    if isinstance(value, float):
+        return 0x0B, struct.pack("<d", value)
+    if isinstance(value, str):
+        raw = value.encode()
+        assert len(raw) < 128
+        return 0x0C, bytes([len(raw)]) + raw
+    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    keys = [k.encode() for k, _ in items] if isinstance(value, dict) else []
+    header = 4 + len(items) * (4 if keys else 0) + len(items) * 3
+    tail = b"".join(keys)
+    key_entries, offset = b"", header
+    for key in keys:
+        key_entries += struct.pack("<HH", offset, len(key))
+        offset += len(key)
+    value_entries = b""
+    for _, item in items:
+        kind, data = jsonb(item)
+        if kind == 0x04 or kind == 0x05:
+            value_entries += bytes([kind]) + data.ljust(2, b"\x00")
+        else:
+            value_entries += bytes([kind]) + struct.pack("<H", offset)
+            tail += data
+            offset += len(data)
+    body = struct.pack("<HH", len(items), offset) + key_entries + value_entries + tail
+    return (0x00 if keys else 0x02), body
+
+
+def opaque(column_type: int, raw: bytes) -> bytes:
+    return bytes([0x0F, column_type, len(raw)]) + raw
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"a": [1, "x", True, None, 2.5, -70000], "b": {"c": "ünï 😀"}, "": []},
+        [],
+        {},
+        "plain",
+        123456789012,
+        False,
+    ],
+)
+def test_json_as_the_library_gives_it(document: Any) -> None:
+    kind, data = jsonb(document)
+    value = one(Col("j", 245, b"\x04"), string(bytes([kind]) + data, 4))
+    assert value is not None or document is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (opaque(246, bytes([5, 2]) + bytes([0x80, 0x01, 0x17])), Decimal("1.23")),
+        (
+            opaque(19, ((12 << 12 | 34 << 6 | 56) << 24 | 5).to_bytes(8, "little")),
+            dt.time(12, 34, 56, 5),
+        ),
+        (opaque(12, bytes(8)), "0000-00-00 00:00:00"),
+        (opaque(253, b"text"), "text"),
+    ],
+)
+def test_json_opaque_scalars(raw: bytes, expected: Any) -> None:
+    assert one(Col("j", 245, b"\x04"), string(raw, 4)) == expected
+
+
+def test_empty_json_is_none() -> None:
+    assert one(Col("j", 245, b"\x04", nullable=True), string(b"", 4)) is None
