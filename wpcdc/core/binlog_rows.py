@@ -46,9 +46,23 @@ ROWS_EVENT_TYPES = frozenset(
 _WRITES = frozenset({WRITE_ROWS_V1, WRITE_ROWS_V2})
 _UPDATES = frozenset({UPDATE_ROWS_V1, UPDATE_ROWS_V2})
 _V2 = frozenset({WRITE_ROWS_V2, UPDATE_ROWS_V2, DELETE_ROWS_V2})
+_INSERT, _UPDATE, _DELETE = 0, 1, 2
+# Event type -> (v2, what its images are).
+_SHAPES = {
+    WRITE_ROWS_V1: (False, _INSERT),
+    UPDATE_ROWS_V1: (False, _UPDATE),
+    DELETE_ROWS_V1: (False, _DELETE),
+    WRITE_ROWS_V2: (True, _INSERT),
+    UPDATE_ROWS_V2: (True, _UPDATE),
+    DELETE_ROWS_V2: (True, _DELETE),
+}
 
-# A value cache stops growing here and starts again (a bulk job's timestamps).
-_CACHE_LIMIT = 4096
+# A value cache is emptied when it reaches this size (a bulk job's timestamps
+# rarely repeat): at most ~100 KB per cache.
+_CACHE_LIMIT = 1024
+# Temporal columns of one type and precision share a cache: WordPress writes the
+# same instant in post_date and post_modified (and their _gmt twins).
+_SHARED_CACHE_TYPES = frozenset({t.DATETIME2, t.TIMESTAMP2, t.TIME2, t.DATE, t.DATETIME, t.TIME})
 
 
 class Unsupported(ValueError):
@@ -435,6 +449,7 @@ class RowsDecoder:
         self._keep = tuple(keep is None or name in keep for name in names)
         self._nullable = tuple(c.nullable for c in table_map.columns)
         self._full = _full_bitmap(self.column_count)
+        self._bitmap_size = len(self._full)
         self.source = _generate(self._plans, self._keep, self._nullable)
         namespace = _namespace(self._plans)
         exec(compile(self.source, f"<rows decoder {self.table}>", "exec"), namespace)
@@ -454,7 +469,53 @@ class RowsDecoder:
         (before, None), UPDATE (before, after). Raises :class:`PartialRowImage`
         when an image lacks columns (unless ``allow_partial``: then they are None,
         as the library gives them), ValueError on malformed bytes."""
+        # The common case (full images, a row or a few per event, as WordPress
+        # writes) in straight-line code; anything else through the general path.
+        if end is None:
+            end = len(body)
+        shape = _SHAPES.get(event_type)
+        if shape is not None and type(body) is bytes:
+            pos = start + post_header_len
+            if shape[0]:  # v2: skip the extra data (its length counts itself)
+                pos += body[pos - 2] + (body[pos - 1] << 8) - 2
+            size, full = self._bitmap_size, self._full
+            if (
+                pos < end
+                and body[pos] == self.column_count < 251
+                and body[pos + 1 : pos + 1 + size] == full
+            ):
+                pos += 1 + size
+                changes = self._fast(shape[1], body, pos, end, size, full)
+                if changes is not None:
+                    return changes
         return self._rows(event_type, body, post_header_len, start, end, allow_partial, True)
+
+    def _fast(
+        self, op: int, body: bytes, pos: int, end: int, size: int, full: bytes
+    ) -> list[RowChange] | None:
+        image = self._image
+        changes: list[RowChange] = []
+        append = changes.append
+        try:
+            if op == _INSERT:
+                while pos < end:
+                    after, pos = image(body, pos)
+                    append((None, after))
+            elif op == _DELETE:
+                while pos < end:
+                    before, pos = image(body, pos)
+                    append((before, None))
+            else:
+                if body[pos : pos + size] != full:
+                    return None
+                pos += size
+                while pos < end:
+                    before, pos = image(body, pos)
+                    after, pos = image(body, pos)
+                    append((before, after))
+        except (struct.error, IndexError, ValueError, OverflowError):
+            return None  # the general path says what is wrong
+        return changes if pos == end else None
 
     def interpreted_rows(
         self,
@@ -520,7 +581,8 @@ class RowsDecoder:
                 while pos < end:
                     before, pos = image(body, pos)
                     append((before, None))
-        except (struct.error, IndexError) as error:
+        except (struct.error, IndexError, ValueError, OverflowError) as error:
+            # Bytes no server writes (a truncated event, a value out of its range).
             raise ValueError(f"rows event of {self.table} is malformed: {error}") from None
         if pos != end:
             raise ValueError(
@@ -583,7 +645,7 @@ class DecoderCache:
     """Decoders by layout and column selection, the least recently used dropped
     beyond ``max_layouts`` (a server renumbers table ids, not layouts)."""
 
-    def __init__(self, max_layouts: int = 256) -> None:
+    def __init__(self, max_layouts: int = 64) -> None:
         self._max = max_layouts
         self._decoders: OrderedDict[tuple[bytes, frozenset[str] | None], RowsDecoder] = (
             OrderedDict()
@@ -609,9 +671,14 @@ class DecoderCache:
 
 def _namespace(plans: list[_Plan]) -> dict[str, Any]:
     namespace: dict[str, Any] = {"MISS": _MISS, "LIMIT": _CACHE_LIMIT, "from_bytes": int.from_bytes}
+    shared: dict[tuple[int, int], dict[bytes, Any]] = {}
     for i, plan in enumerate(plans):
         namespace[f"conv{i}"] = plan.convert
-        namespace[f"cache{i}"] = {}
+        kind = plan.column.type
+        if kind in _SHARED_CACHE_TYPES:
+            namespace[f"cache{i}"] = shared.setdefault((kind, plan.column.fsp), {})
+        else:
+            namespace[f"cache{i}"] = {}
         namespace[f"dec{i}"] = plan.decode
     namespace["U2"] = struct.Struct("<H").unpack_from
     namespace["U4"] = struct.Struct("<I").unpack_from

@@ -309,7 +309,7 @@ def test_not_a_rows_event_is_unsupported() -> None:
         decoder(META).rows(39, body, header)
 
 
-@pytest.mark.parametrize("cut", [1, 5, 20])
+@pytest.mark.parametrize("cut", [1, 5, 20, 2300, 2400])
 def test_truncated_rows_are_a_value_error(cut: int) -> None:
     kind, body, header = rows_event(WRITE, 7, 11, [image(post_values(5))])
     dec = decoder(POSTS)
