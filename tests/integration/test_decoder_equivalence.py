@@ -216,6 +216,48 @@ def write_json(cursor: Any, rng: random.Random) -> None:
     cursor.execute("DELETE FROM with_json WHERE id = 5")
 
 
+def write_mariadb_types(cursor: Any, rng: random.Random) -> None:
+    """MariaDB's own types: INET6 and UUID (binary CHAR in the binlog), JSON (a
+    LONGTEXT); and the pre-5.6 DATETIME, TIME and TIMESTAMP formats (binlog types
+    12, 11, 7) of a table created with mysql56_temporal_format off (a global of
+    this test session's private server, restored at once)."""
+    cursor.execute(
+        "CREATE TABLE maria (id INT PRIMARY KEY, ip INET6, u UUID, j JSON, "
+        "c CHAR(3) CHARACTER SET utf8mb3, d DATETIME(2), t TIME(4))"
+    )
+    for i in range(40):
+        cursor.execute(
+            "INSERT INTO maria VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                i,
+                rng.choice(["::1", "192.168.0.1", "2001:db8::ff00:42:8329", None]),
+                rng.choice(["123e4567-e89b-12d3-a456-426655440000", None]),
+                rng.choice(['{"a": 1}', "[]", None]),
+                rng.choice(["ab", "çé", None]),
+                maybe(rng, lambda: datetime_text(rng, 2)),
+                maybe(rng, lambda: time_text(rng, 4)),
+            ],
+        )
+    cursor.execute("UPDATE maria SET ip = '::2', c = 'x' WHERE id % 3 = 0")
+    cursor.execute("SET GLOBAL mysql56_temporal_format = OFF")
+    try:
+        cursor.execute(
+            "CREATE TABLE old_temporal (id INT PRIMARY KEY, dt DATETIME, t TIME, ts TIMESTAMP NULL)"
+        )
+    finally:
+        cursor.execute("SET GLOBAL mysql56_temporal_format = ON")
+    for i in range(30):
+        cursor.execute(
+            "INSERT INTO old_temporal VALUES (%s, %s, %s, %s)",
+            [
+                i,
+                maybe(rng, lambda: datetime_text(rng)),
+                maybe(rng, lambda: time_text(rng, 0)),
+                maybe(rng, lambda: rng.choice(["1970-01-01 00:00:01", "2038-01-19 03:14:07"])),
+            ],
+        )
+
+
 def write_workload(mysql_server: MysqlEndpoint, database: str, flavor: str) -> None:
     rng = random.Random(SEED)
     connection = mysql_server.connect(database, sql_mode="ALLOW_INVALID_DATES")
@@ -223,6 +265,8 @@ def write_workload(mysql_server: MysqlEndpoint, database: str, flavor: str) -> N
         cursor.execute(ZOO)
         if flavor == "mysql":
             write_json(cursor, rng)
+        else:
+            write_mariadb_types(cursor, rng)
         for _ in range(ROWS // 8):
             insert(cursor, [row_values(rng) for _ in range(rng.choice([1, 8, 15]))])
         # MySQL's own latin1 bytes (0x81 is a hole of cp1252) and attempts at
@@ -332,6 +376,18 @@ def fast_changes(
             yield table_map.table, decode(event.type, event.body, header)
 
 
+def column_types(events: list[RawEvent], database: str, table: str) -> set[int]:
+    lengths = b""
+    for event in events:
+        if event.type == 15:
+            lengths = post_header_lengths(event)
+        elif event.type == 19:
+            table_map = parse_table_map(event.body, lengths[18], mariadb=True)
+            if (table_map.schema, table_map.table) == (database, table):
+                return {column.type for column in table_map.columns}
+    return set()
+
+
 def typed(image: dict[str, Any] | None) -> list[tuple[str, str, Any]] | None:
     if image is None:
         return None
@@ -354,6 +410,10 @@ def test_fast_decoder_equals_the_library_on_a_type_zoo(
     if flavor == "mysql":
         tables["with_json"] = library_changes(mysql_server, mysql_database, start, "with_json")
         assert len(tables["with_json"]) > len(JSON_DOCUMENTS) + 1
+    else:
+        for table in ("maria", "old_temporal"):
+            tables[table] = library_changes(mysql_server, mysql_database, start, table)
+        assert {12, 11, 7} <= column_types(events, mysql_database, "old_temporal")
     for interpreted in (False, True):
         decoded = list(fast_changes(events, mysql_database, flavor, interpreted))
         assert not [r for _, r in decoded if isinstance(r, Unsupported)]
