@@ -350,7 +350,11 @@ def post_header_lengths(event: RawEvent) -> bytes:
 
 
 def fast_changes(
-    events: list[RawEvent], database: str, flavor: str, interpreted: bool
+    events: list[RawEvent],
+    database: str,
+    flavor: str,
+    interpreted: bool,
+    keep: frozenset[str] | None = None,
 ) -> Iterator[tuple[str, list[RowChange] | Unsupported]]:
     decoders = DecoderCache()
     lengths = b""
@@ -368,7 +372,7 @@ def fast_changes(
             if table_map is None:
                 continue
             try:
-                decoder = decoders.get(table_map)
+                decoder = decoders.get(table_map, keep)
             except Unsupported as refused:
                 yield table_map.table, refused
                 continue
@@ -386,6 +390,16 @@ def column_types(events: list[RawEvent], database: str, table: str) -> set[int]:
             if (table_map.schema, table_map.table) == (database, table):
                 return {column.type for column in table_map.columns}
     return set()
+
+
+# Columns of the zoo and of each flavor's extra tables, around others skipped.
+KEEP = frozenset({"id", "post_title", "dt6", "vc_latin1", "bit11", "u", "t", "k"})
+
+
+def chosen(image: dict[str, Any] | None, keep: frozenset[str] | None) -> dict[str, Any] | None:
+    if image is None or keep is None:
+        return image
+    return {name: value for name, value in image.items() if name in keep}
 
 
 def typed(image: dict[str, Any] | None) -> list[tuple[str, str, Any]] | None:
@@ -414,12 +428,13 @@ def test_fast_decoder_equals_the_library_on_a_type_zoo(
         for table in ("maria", "old_temporal"):
             tables[table] = library_changes(mysql_server, mysql_database, start, table)
         assert {12, 11, 7} <= column_types(events, mysql_database, "old_temporal")
-    for interpreted in (False, True):
-        decoded = list(fast_changes(events, mysql_database, flavor, interpreted))
+    # Both paths on every column, and the generated one on a selection.
+    for interpreted, keep in ((False, None), (True, None), (False, KEEP)):
+        decoded = list(fast_changes(events, mysql_database, flavor, interpreted, keep))
         assert not [r for _, r in decoded if isinstance(r, Unsupported)]
         for table, want in tables.items():
             got = [c for name, rows in decoded if name == table for c in rows]  # type: ignore[union-attr]
             assert len(got) == len(want) >= len(JSON_DOCUMENTS)
             for mine, theirs in zip(got, want, strict=True):
-                assert typed(mine[0]) == typed(theirs[0]), table
-                assert typed(mine[1]) == typed(theirs[1]), table
+                assert typed(mine[0]) == typed(chosen(theirs[0], keep)), table
+                assert typed(mine[1]) == typed(chosen(theirs[1], keep)), table
