@@ -670,7 +670,7 @@ class DecoderCache:
 
 
 def _namespace(plans: list[_Plan]) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"MISS": _MISS, "LIMIT": _CACHE_LIMIT, "from_bytes": int.from_bytes}
+    namespace: dict[str, Any] = {"LIMIT": _CACHE_LIMIT, "from_bytes": int.from_bytes}
     shared: dict[tuple[int, int], dict[bytes, Any]] = {}
     for i, plan in enumerate(plans):
         namespace[f"conv{i}"] = plan.convert
@@ -682,13 +682,10 @@ def _namespace(plans: list[_Plan]) -> dict[str, Any]:
         namespace[f"dec{i}"] = plan.decode
     namespace["U2"] = struct.Struct("<H").unpack_from
     namespace["U4"] = struct.Struct("<I").unpack_from
-    namespace["UTF8_ERROR"] = UnicodeDecodeError
+    namespace["DECODE_ERROR"] = UnicodeDecodeError
     namespace["charmap"] = codecs.charmap_decode
     namespace["LATIN1"] = _LATIN1
     return namespace
-
-
-_MISS = object()
 
 
 def _generate(plans: list[_Plan], keep: tuple[bool, ...], nullable: tuple[bool, ...]) -> str:
@@ -777,9 +774,11 @@ def _emit(
 def _converted(i: int, plan: _Plan) -> list[str]:
     if not plan.cacheable:
         return [f"v{i} = conv{i}(r{i})"]
+    # A hit is a plain subscript; a miss pays for the exception and the conversion.
     return [
-        f"v{i} = cache{i}.get(r{i}, MISS)",
-        f"if v{i} is MISS:",
+        "try:",
+        f"    v{i} = cache{i}[r{i}]",
+        "except KeyError:",
         f"    v{i} = conv{i}(r{i})",
         f"    if len(cache{i}) >= LIMIT:",
         f"        cache{i}.clear()",
@@ -790,14 +789,17 @@ def _converted(i: int, plan: _Plan) -> list[str]:
 def _string(i: int, plan: _Plan, keep: bool) -> list[str]:
     size = plan.length_size
     if size == 1:
-        lines = ["n = buf[pos]", "pos += 1"]
+        lines = ["n = buf[pos]"]
     elif size == 3:
-        lines = ["n = from_bytes(buf[pos:pos + 3], 'little')", "pos += 3"]
+        lines = ["n = from_bytes(buf[pos:pos + 3], 'little')"]
     else:
-        lines = [f"(n,) = U{size}(buf, pos)", f"pos += {size}"]
+        lines = [f"(n,) = U{size}(buf, pos)"]
+    # One addition moves past the length and the value, which is then sliced
+    # back from the new position.
+    lines.append(f"pos += {size} + n")
     if not keep:
-        return [*lines, "pos += n"]
-    lines += [f"r{i} = buf[pos:pos + n]", "pos += n"]
+        return lines
+    lines.append(f"r{i} = buf[pos - n:pos]")
     decode = plan.decode
     if decode is bytes:
         return [*lines, f"v{i} = r{i}"]
@@ -809,7 +811,10 @@ def _string(i: int, plan: _Plan, keep: bool) -> list[str]:
     return [
         *lines,
         "try:",
-        f"    v{i} = r{i}.decode({encoding!r})",
-        "except UTF8_ERROR:",
+        # No argument: bytes.decode's own UTF-8 path, without a codec lookup.
+        f"    v{i} = r{i}.decode()"
+        if encoding in ("utf8", "utf-8")
+        else f"    v{i} = r{i}.decode({encoding!r})",
+        "except DECODE_ERROR:",
         f"    v{i} = r{i}",
     ]
