@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Optional metadata field types.
-_SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_NAME = 1, 2, 4
+_SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_CHARSET, _COLUMN_NAME = 1, 2, 3, 4
 _SET_STR_VALUE, _ENUM_STR_VALUE, _SIMPLE_PRIMARY_KEY = 5, 6, 8
 _ENUM_AND_SET_DEFAULT_CHARSET = 10
 _NUMERIC = {1, 2, 9, 3, 8, 246, 4, 5, 13}
@@ -62,7 +62,12 @@ def table_map_event(
     mariadb: bool = False,
     names: bool = True,
     primary_key: tuple[int, ...] = (0,),
+    column_charsets: bool = False,
+    extra: tuple[tuple[int, bytes], ...] = (),
 ) -> bytes:
+    """``column_charsets``: one COLUMN_CHARSET entry per text column instead of
+    DEFAULT_CHARSET; ``primary_key`` empty: no SIMPLE_PRIMARY_KEY; ``extra``:
+    more optional metadata fields (type, value) at the end."""
     body = table_id.to_bytes(6, "little") + b"\x01\x00"
     body += bytes([len(schema)]) + schema.encode() + b"\x00"
     body += bytes([len(table)]) + table.encode() + b"\x00"
@@ -80,7 +85,10 @@ def table_map_event(
         body += _field(_SIGNEDNESS, _msb_bits([c.unsigned for c in numeric]))
     character = {254, 253, 15, 252} | ({255} if mariadb else set())
     text = [c for c, kind in zip(cols, real, strict=True) if kind in character]
-    if text:
+    if text and column_charsets:
+        charsets = b"".join(packed(c.charset or UTF8MB4) for c in text)
+        body += _field(_COLUMN_CHARSET, charsets)
+    elif text:
         overrides = b"".join(
             packed(i) + packed(c.charset)
             for i, c in enumerate(text)
@@ -99,8 +107,9 @@ def table_map_event(
             body += _field(field_type, value)
     if any(kind in (247, 248) for kind in real):
         body += _field(_ENUM_AND_SET_DEFAULT_CHARSET, packed(UTF8MB4))
-    body += _field(_SIMPLE_PRIMARY_KEY, b"".join(packed(i) for i in primary_key))
-    return body
+    if primary_key:
+        body += _field(_SIMPLE_PRIMARY_KEY, b"".join(packed(i) for i in primary_key))
+    return body + b"".join(_field(kind, value) for kind, value in extra)
 
 
 def _field(kind: int, value: bytes) -> bytes:

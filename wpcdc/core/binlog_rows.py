@@ -447,10 +447,9 @@ class RowsDecoder:
             raise Unsupported(f"table {self.table}: {error}") from None
         self._names = names
         self._keep = tuple(keep is None or name in keep for name in names)
-        self._nullable = tuple(c.nullable for c in table_map.columns)
         self._full = _full_bitmap(self.column_count)
         self._bitmap_size = len(self._full)
-        self.source = _generate(self._plans, self._keep, self._nullable)
+        self.source = _generate(self._plans, self._keep)
         namespace = _namespace(self._plans)
         exec(compile(self.source, f"<rows decoder {self.table}>", "exec"), namespace)
         self._image: Callable[[bytes, int], tuple[RowImage, int]] = namespace["image"]
@@ -688,23 +687,27 @@ def _namespace(plans: list[_Plan]) -> dict[str, Any]:
     return namespace
 
 
-def _generate(plans: list[_Plan], keep: tuple[bool, ...], nullable: tuple[bool, ...]) -> str:
+def _generate(plans: list[_Plan], keep: tuple[bool, ...]) -> str:
     """Python source of ``image(buf, pos) -> (row image, pos after it)`` for a
     full row image: the null bitmap, then a path for rows without NULLs and one
-    that checks the null bit of each nullable column."""
+    that checks every column's null bit. (Not only the columns the table map
+    calls nullable: the library reads every bit, and so does this.)"""
     structs: dict[str, str] = {}
     null_bytes = (len(plans) + 7) // 8
-    lines = [
-        "def image(buf, pos):",
-        f"    nulls = buf[pos:pos + {null_bytes}]",
-        f"    pos += {null_bytes}",
-    ]
+    single = null_bytes == 1
+    lines = ["def image(buf, pos):"]
+    if single:
+        lines += ["    nulls = buf[pos]", "    pos += 1", "    if not nulls:"]
+    else:
+        lines += [
+            f"    nulls = buf[pos:pos + {null_bytes}]",
+            f"    pos += {null_bytes}",
+            f"    if nulls == {bytes(null_bytes)!r}:",
+        ]
     result = "{" + ", ".join(f"{p.name!r}: v{i}" for i, p in enumerate(plans) if keep[i]) + "}"
-    if any(nullable):
-        lines.append(f"    if nulls == {bytes(null_bytes)!r}:")
-        lines += _emit(plans, keep, (False,) * len(plans), structs, "        ")
-        lines.append(f"        return {result}, pos")
-    lines += _emit(plans, keep, nullable, structs, "    ")
+    lines += _emit(plans, keep, False, single, structs, "        ")
+    lines.append(f"        return {result}, pos")
+    lines += _emit(plans, keep, True, single, structs, "    ")
     lines.append(f"    return {result}, pos")
     header = [
         f"{name} = __import__('struct').Struct({fmt!r}).unpack_from"
@@ -716,7 +719,8 @@ def _generate(plans: list[_Plan], keep: tuple[bool, ...], nullable: tuple[bool, 
 def _emit(
     plans: list[_Plan],
     keep: tuple[bool, ...],
-    nullable: tuple[bool, ...],
+    checked: bool,
+    single: bool,
     structs: dict[str, str],
     indent: str,
 ) -> list[str]:
@@ -752,9 +756,10 @@ def _emit(
         run.clear()
 
     for i, plan in enumerate(plans):
-        if nullable[i]:
+        if checked:
             flush(indent)
-            lines.append(f"{indent}if nulls[{i >> 3}] & {1 << (i & 7)}:")
+            bit = f"nulls & {1 << i}" if single else f"nulls[{i >> 3}] & {1 << (i & 7)}"
+            lines.append(f"{indent}if {bit}:")
             lines.append(f"{indent}    v{i} = None")
             lines.append(f"{indent}else:")
             if plan.length_size:

@@ -454,3 +454,62 @@ def test_json_opaque_scalars(raw: bytes, expected: Any) -> None:
 
 def test_empty_json_is_none() -> None:
     assert one(Col("j", 245, b"\x04", nullable=True), string(b"", 4)) is None
+
+
+def test_a_null_bit_counts_whatever_the_table_map_says() -> None:
+    # The library reads every null bit; so does the decoder (no reliance on the
+    # table map's nullable flags).
+    cols = [Col("id", 3), Col("n", 3)]
+    raw = b"\x02" + int_(1, "i")  # column "n" NULL although declared NOT NULL
+    event = rows_event(WRITE, 7, 2, [raw])
+    assert decode(decoder(cols), event) == [(None, {"id": 1, "n": None})]
+    library = LibraryDecoder(table_map_event(7, "wp", "t", cols))
+    assert library.rows(event[0], event[1]) == [(None, {"id": 1, "n": None})]
+
+
+def test_three_hundred_columns() -> None:
+    # A column count of 251 or more is a 3-byte length-encoded integer.
+    cols = [Col(f"c{i}", 1 if i % 2 else 15, b"" if i % 2 else b"\x10\x00") for i in range(300)]
+    for col in cols[::7]:
+        col.nullable = True
+    values = [
+        None if i % 7 == 0 else int_(i % 100, "b") if i % 2 else string(str(i)) for i in range(300)
+    ]
+    event = rows_event(UPDATE, 7, 300, [image(values), image(values)])
+    [(before, after)] = decode(decoder(cols), event)
+    assert before == after
+    assert after is not None and after["c1"] == 1 and after["c2"] == "2" and after["c7"] is None
+    library = LibraryDecoder(table_map_event(7, "wp", "t", cols))
+    assert library.rows(event[0], event[1]) == [(before, after)]
+
+
+def test_four_byte_table_ids_of_old_servers() -> None:
+    body = table_map_event(7, "db", "t", META)
+    old = body[:4] + body[6:]  # 4-byte table id, then the flags
+    tm = parse_table_map(old, 6, mariadb=False)
+    assert (tm.table_id, tm.table, tm.column_names) == (
+        7,
+        "t",
+        ("meta_id", "post_id", "meta_key", "meta_value"),
+    )
+    assert rows_table_id(old, 6) == 7
+
+
+def test_table_map_optional_fields_in_their_other_forms() -> None:
+    from tests.support.binlog_bytes import packed
+
+    cols = [Col("id", 3), Col("s", 15, b"\x10\x00", charset=LATIN1), Col("g", 255, b"\x04")]
+    cols.append(Col("b", 252, b"\x02", charset=BINARY))
+    extra = (
+        (7, packed(2)),  # GEOMETRY_TYPE
+        (9, packed(0) + packed(0) + packed(1) + packed(10)),  # PRIMARY_KEY_WITH_PREFIX
+        (12, bytes([0b10110000])),  # VISIBILITY
+        (99, b"\x01\x02\x03"),  # newer than wpcdc: skipped
+    )
+    body = table_map_event(7, "db", "t", cols, primary_key=(), column_charsets=True, extra=extra)
+    tm = parse_table_map(body, 8, mariadb=False)
+    assert [c.encoding for c in tm.columns] == [None, "cp1252", None, "binary"]
+    assert tm.columns[2].geometry_type == 2
+    assert tm.primary_key == (0, 1)
+    assert [c.visible for c in tm.columns] == [True, False, True, True]
+    assert tm.column_names == ("id", "s", "g", "b")
