@@ -10,7 +10,11 @@ mysql-replication's ``TableMapEvent`` is the reference: every column gets the
 same type, signedness, Python codec name and ENUM/SET values the library gives
 it, so both decode a row to the same values. Where the library is wrong about
 the format (ENUM/SET value lengths are MySQL length-encoded integers, not the
-library's 7-bit varints) MySQL wins; both agree for values under 128 bytes.
+library's 7-bit varints) MySQL wins; both agree for values under 128 bytes
+(the library fails on longer ones). One deliberate difference: without column
+names (``binlog_row_metadata=MINIMAL``) the library also drops the signedness
+and character sets the event still carries; this module keeps them (wpcdc
+refuses tables without names anyway).
 
 A layout this module does not understand (a column type whose metadata length
 it does not know) still parses: :attr:`TableMap.unsupported` says why, and the
@@ -58,6 +62,7 @@ VAR_STRING = 253
 STRING = 254
 GEOMETRY = 255
 
+# Type code -> the constant's name above, for messages.
 TYPE_NAMES = {
     value: name
     for name, value in dict(globals()).items()
