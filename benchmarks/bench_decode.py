@@ -12,7 +12,8 @@ MySQL writes them (ROWS v2), then decodes the same bytes:
   once, as with ``freeze_schema``.
 
 Two shapes: one row per event (WordPress autocommits every statement) and
-100 rows per event (a bulk statement). Prints the median rows/s of ``--rounds``.
+100 rows per event (a bulk statement). Prints the median rows/s of ``--rounds``
+(and the best: on a loaded machine the closest to the decoder's own speed).
 No server needed. Run on demand: ``.venv/bin/python benchmarks/bench_decode.py``.
 """
 
@@ -169,7 +170,10 @@ def run(
     print(f"{label}, {per_event} row(s) per event, {total} rows:")
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"  {name:12s} {median:>10,.0f} rows/s  ({median / base:.1f}x the library)")
+        print(
+            f"  {name:12s} {median:>10,.0f} rows/s  ({median / base:.1f}x the library)"
+            f"  best {max(values):,.0f}"
+        )
 
 
 def main() -> None:
