@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from decimal import Decimal
 from typing import Any
 
@@ -380,6 +381,11 @@ def fast_changes(
             yield table_map.table, decode(event.type, event.body, header)
 
 
+def raw_events(mysql_server: MysqlEndpoint, start: tuple[str, int]) -> list[RawEvent]:
+    with closing(mysql_server.connect()) as connection:
+        return read_events(connection, start[0], start[1], random.randint(2_000_001, 3_000_000))
+
+
 def column_types(events: list[RawEvent], database: str, table: str) -> set[int]:
     lengths = b""
     for event in events:
@@ -415,9 +421,7 @@ def test_fast_decoder_equals_the_library_on_a_type_zoo(
     start = binlog_end(mysql_server)
     write_workload(mysql_server, mysql_database, flavor)
     expected = library_changes(mysql_server, mysql_database, start, "zoo")
-    events = read_events(
-        mysql_server.connect(), start[0], start[1], random.randint(2_000_001, 3_000_000)
-    )
+    events = raw_events(mysql_server, start)
     kinds = {e.type for e in events if e.type in ROWS_EVENT_TYPES}
     assert kinds == ({23, 24, 25} if flavor == "mariadb" else {30, 31, 32})
     tables = {"zoo": expected}
@@ -457,9 +461,7 @@ def test_enum_and_set_values_longer_than_127_bytes(
     mysql_server.execute(
         f"INSERT INTO long_enum VALUES (1, '{long}', 'x,{long}'), (2, 'a', 'x')", mysql_database
     )
-    events = read_events(
-        mysql_server.connect(), start[0], start[1], random.randint(2_000_001, 3_000_000)
-    )
+    events = raw_events(mysql_server, start)
     decoded = [
         c
         for table, rows in fast_changes(events, mysql_database, flavor, False)
