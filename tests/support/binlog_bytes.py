@@ -150,6 +150,7 @@ def rows_event(
     *,
     version: int = 2,
     present: list[bool] | None = None,
+    present_after: list[bool] | None = None,
     extra: bytes = b"",
 ) -> tuple[int, bytes, int]:
     """(event type, body, post-header length) of a ROWS event; ``images`` in
@@ -158,7 +159,8 @@ def rows_event(
     if version == 2:
         body += (2 + len(extra)).to_bytes(2, "little") + extra
     bitmap = _lsb_bits(present or [True] * column_count)
-    body += packed(column_count) + bitmap + (bitmap if kind == UPDATE else b"")
+    after = _lsb_bits(present_after) if present_after else bitmap
+    body += packed(column_count) + bitmap + (after if kind == UPDATE else b"")
     body += b"".join(images)
     return _TYPES[(kind, version)], body, 10 if version == 2 else 8
 

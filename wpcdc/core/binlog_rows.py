@@ -692,6 +692,8 @@ def _generate(plans: list[_Plan], keep: tuple[bool, ...]) -> str:
     full row image: the null bitmap, then a path for rows without NULLs and one
     that checks every column's null bit. (Not only the columns the table map
     calls nullable: the library reads every bit, and so does this.)"""
+    # Nothing from the binlog enters the source but numbers and repr() literals
+    # (column names are the dict keys): a column named like code stays a string.
     structs: dict[str, str] = {}
     null_bytes = (len(plans) + 7) // 8
     single = null_bytes == 1
