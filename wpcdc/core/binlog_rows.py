@@ -814,14 +814,25 @@ def _string(i: int, plan: _Plan, keep: bool) -> list[str]:
         return [*lines, f"v{i} = dec{i}(r{i})"]
     encoding = plan.column.encoding or "utf-8"
     if encoding == "cp1252":
-        return [*lines, f"v{i} = charmap(r{i}, 'strict', LATIN1)[0]"]
+        text = [f"v{i} = charmap(r{i}, 'strict', LATIN1)[0]"]
+    else:
+        text = [
+            "try:",
+            # No argument: bytes.decode's own UTF-8 path, without a codec lookup.
+            f"    v{i} = r{i}.decode()"
+            if encoding in ("utf8", "utf-8")
+            else f"    v{i} = r{i}.decode({encoding!r})",
+            "except DECODE_ERROR:",
+            f"    v{i} = r{i}",
+        ]
+    # Empty text is common in WordPress rows (excerpt, password, to_ping, ...):
+    # every codec decodes no bytes to "".
+    head, slice_line = lines[:-1], lines[-1]
     return [
-        *lines,
-        "try:",
-        # No argument: bytes.decode's own UTF-8 path, without a codec lookup.
-        f"    v{i} = r{i}.decode()"
-        if encoding in ("utf8", "utf-8")
-        else f"    v{i} = r{i}.decode({encoding!r})",
-        "except DECODE_ERROR:",
-        f"    v{i} = r{i}",
+        *head,
+        "if n:",
+        f"    {slice_line}",
+        *("    " + line for line in text),
+        "else:",
+        f"    v{i} = ''",
     ]
