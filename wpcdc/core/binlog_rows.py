@@ -475,8 +475,8 @@ class RowsDecoder:
         shape = _SHAPES.get(event_type)
         if shape is not None and type(body) is bytes:
             pos = start + post_header_len
-            if shape[0]:  # v2: skip the extra data (its length counts itself)
-                pos += body[pos - 2] + (body[pos - 1] << 8) - 2
+            if shape[0]:  # v2: skip the extra data (as in _rows)
+                pos += body[start + 8] + (body[start + 9] << 8) - 2
             size, full = self._bitmap_size, self._full
             if (
                 pos < end
@@ -546,9 +546,10 @@ class RowsDecoder:
         end = len(body) if end is None else end
         pos = start + post_header_len
         if event_type in _V2:
-            # The post-header ends with the length of the extra data that follows
-            # it, counting those 2 bytes.
-            pos += int.from_bytes(body[pos - 2 : pos], "little") - 2
+            # After the table id and flags, the length of the extra data that
+            # follows the post-header (counting those 2 bytes); a post-header
+            # longer than 10 bytes (a newer server) is skipped whole.
+            pos += int.from_bytes(body[start + 8 : start + 10], "little") - 2
         count, pos = _packed(body, pos)
         if count != self.column_count:
             raise ValueError(

@@ -544,3 +544,11 @@ def test_column_names_never_become_code() -> None:
     dec = decoder([Col(name, 3), Col("b", 15, b"\x10\x00")])
     event = rows_event(WRITE, 7, 2, [image([int_(5, "i"), string("v")])])
     assert decode(dec, event) == [(None, {name: 5, "b": "v"})]
+
+
+def test_a_longer_post_header_is_skipped() -> None:
+    # A newer server may declare longer post-headers (FORMAT_DESCRIPTION): the
+    # extra data length stays right after the flags, the rows after it all.
+    kind, body, _ = rows_event(WRITE, 7, 11, [image(post_values(5))], extra=b"\x01\x05\x00")
+    longer = body[:10] + b"\xee\xee" + body[10:]
+    assert decode(decoder(POSTS), (kind, longer, 12)) == [(None, POST_ROW)]
