@@ -12,7 +12,10 @@ Python function that reads a row image straight from the event's bytes: one
 ``struct.unpack_from`` per run of fixed-width columns, length-prefixed strings
 sliced in place, a path for rows without NULLs that checks no null bits, and
 caches for the temporal values WordPress repeats in every row (DATETIME2 bytes
-to ``datetime``). Columns outside ``keep`` are stepped over, not decoded.
+to ``datetime``). Columns outside ``keep`` are stepped over, not decoded. A
+column's bytes become its value in :mod:`wpcdc.core.binlog_values` (JSON in
+:mod:`wpcdc.core.binlog_json`); this module owns the events, the layout of row
+images and the code generation.
 
 A plain interpreter (:meth:`RowsDecoder.interpreted_rows`) reads the same bytes
 column by column: it is the fallback for partial row images and the oracle the
@@ -24,13 +27,12 @@ decodes that table with the library instead. Pure: no I/O.
 from __future__ import annotations
 
 import codecs
-import datetime as dt
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
+from wpcdc.core import binlog_values as values
 from wpcdc.core import table_map as t
 from wpcdc.core.binlog_json import json_value
 from wpcdc.core.table_map import ColumnInfo, TableMap
@@ -80,246 +82,6 @@ class PartialRowImage(ValueError):
         )
 
 
-# --- values: each function takes a column's bytes, as the library reads them ---
-
-
-def _stored_text(parts: tuple[int, ...], micro: int, fsp: int) -> str | None:
-    """A date the calendar does not have, as the server prints it (library.py)."""
-    if not any(parts) and not micro:
-        return None
-    text = "{:04d}-{:02d}-{:02d}".format(*parts[:3])
-    if len(parts) > 3:
-        text += " {:02d}:{:02d}:{:02d}".format(*parts[3:])
-    if fsp:
-        text += f".{micro:06d}"[: fsp + 1]
-    return text
-
-
-def _fraction(raw: bytes, fsp: int) -> int:
-    # The library reads the fraction as a signed big-endian number.
-    if not raw:
-        return 0
-    micro = int.from_bytes(raw, "big", signed=True)
-    if fsp % 2:
-        micro = int(micro / 10)
-    return micro * int(10 ** (6 - fsp))
-
-
-def _fsp_bytes(fsp: int) -> int:
-    return (fsp + 1) // 2
-
-
-def _datetime2(fsp: int) -> Callable[[bytes], Any]:
-    def convert(raw: bytes) -> dt.datetime | str | None:
-        data = int.from_bytes(raw[:5], "big")
-        year, month = divmod((data >> 22) & 0x1FFFF, 13)
-        parts = (
-            year,
-            month,
-            (data >> 17) & 0x1F,
-            (data >> 12) & 0x1F,
-            (data >> 6) & 0x3F,
-            data & 0x3F,
-        )
-        micro = _fraction(raw[5:], fsp)
-        try:
-            return dt.datetime(*parts).replace(microsecond=micro)
-        except ValueError:
-            return _stored_text(parts, micro, fsp)
-
-    return convert
-
-
-_EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _timestamp2(fsp: int) -> Callable[[bytes], Any]:
-    def convert(raw: bytes) -> dt.datetime:
-        # datetime.utcfromtimestamp, naive UTC, as the library.
-        value = _EPOCH + dt.timedelta(seconds=int.from_bytes(raw[:4], "big", signed=True))
-        micro = _fraction(raw[4:], fsp)
-        return value.replace(microsecond=micro) if micro > 0 else value
-
-    return convert
-
-
-def _time2(fsp: int) -> Callable[[bytes], Any]:
-    def convert(raw: bytes) -> dt.timedelta:
-        # The library's arithmetic, on its signed 24-bit read, kept as it is.
-        data = int.from_bytes(raw[:3], "big", signed=True)
-        sign = 1 if (data >> 23) & 1 else -1
-        if sign == -1:
-            data = ~data + 1
-        return (
-            dt.timedelta(
-                hours=(data >> 12) & 0x3FF,
-                minutes=(data >> 6) & 0x3F,
-                seconds=data & 0x3F,
-                microseconds=_fraction(raw[3:], fsp),
-            )
-            * sign
-        )
-
-    return convert
-
-
-def _date(raw: bytes) -> dt.date | str | None:
-    value = int.from_bytes(raw, "little")
-    parts = (value >> 9, (value >> 5) & 0xF, value & 0x1F)
-    try:
-        return dt.date(*parts)
-    except ValueError:
-        return _stored_text(parts, 0, 0)
-
-
-def _time(raw: bytes) -> dt.timedelta:
-    value = int.from_bytes(raw, "little")
-    return dt.timedelta(
-        hours=int(value / 10000), minutes=int((value % 10000) / 100), seconds=int(value % 100)
-    )
-
-
-def _datetime(raw: bytes) -> dt.datetime | str | None:
-    date, time = divmod(int.from_bytes(raw, "little"), 1_000_000)
-    parts = (
-        date // 10000,
-        date % 10000 // 100,
-        date % 100,
-        time // 10000,
-        time % 10000 // 100,
-        time % 100,
-    )
-    try:
-        return dt.datetime(*parts)
-    except ValueError:
-        return _stored_text(parts, 0, 0)
-
-
-def _timestamp(raw: bytes) -> dt.datetime:
-    return _EPOCH + dt.timedelta(seconds=int.from_bytes(raw, "little"))
-
-
-_DECIMAL_BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
-
-
-def _decimal_size(column: ColumnInfo) -> int:
-    integral = column.precision - column.decimals
-    return (
-        integral // 9 * 4
-        + _DECIMAL_BYTES[integral % 9]
-        + column.decimals // 9 * 4
-        + _DECIMAL_BYTES[column.decimals % 9]
-    )
-
-
-def _decimal(column: ColumnInfo) -> Callable[[bytes], Any]:
-    integral = column.precision - column.decimals
-    whole_int, rest_int = divmod(integral, 9)
-    whole_frac, rest_frac = divmod(column.decimals, 9)
-    head, tail = _DECIMAL_BYTES[rest_int], _DECIMAL_BYTES[rest_frac]
-
-    def convert(raw: bytes) -> Decimal:
-        # The library's reading: the sign in the first byte's high bit, every
-        # group a signed big-endian number xor'ed with the sign mask.
-        data = bytearray(raw)
-        positive = data[0] & 0x80
-        mask = 0 if positive else -1
-        text = "" if positive else "-"
-        data[0] ^= 0x80
-        pos = 0
-        if head:
-            text += str(int.from_bytes(data[:head], "big", signed=True) ^ mask)
-            pos = head
-        for _ in range(whole_int):
-            text += f"{int.from_bytes(data[pos : pos + 4], 'big', signed=True) ^ mask:09d}"
-            pos += 4
-        text += "."
-        for _ in range(whole_frac):
-            text += f"{int.from_bytes(data[pos : pos + 4], 'big', signed=True) ^ mask:09d}"
-            pos += 4
-        if tail:
-            value = int.from_bytes(data[pos : pos + tail], "big", signed=True) ^ mask
-            text += f"{value:0{rest_frac}d}"
-        return Decimal(text)
-
-    return convert
-
-
-def _enum(column: ColumnInfo) -> Callable[[bytes], Any]:
-    values = column.enum_values
-
-    def convert(raw: bytes) -> str | None:
-        if not values:
-            return None
-        index = int.from_bytes(raw, "little")
-        # "" is what MySQL stores for a value the ENUM does not have.
-        return values[index] if index < len(values) else ""
-
-    return convert
-
-
-def _set(column: ColumnInfo) -> Callable[[bytes], Any]:
-    values = column.set_values
-
-    def convert(raw: bytes) -> set[str] | None:
-        mask = int.from_bytes(raw, "little")
-        chosen = {value for i, value in enumerate(values or ()) if mask & (1 << i)}
-        return chosen or None
-
-    return convert
-
-
-def _bit(column: ColumnInfo) -> Callable[[bytes], Any]:
-    bits, size = column.bits, (column.bits + 7) // 8
-
-    def convert(raw: bytes) -> str:
-        # The library's text of bits: the first byte holds bits % 8 of them.
-        text = ""
-        for i, byte in enumerate(raw):
-            width = (bits if size == 1 else bits % 8 or 8) if i == 0 else 8
-            text += format(byte, "08b")[8 - width :] if width else ""
-        return text
-
-    return convert
-
-
-def _latin1_table() -> str:
-    # MySQL's latin1 is cp1252 with its five holes (0x81, 0x8D, 0x8F, 0x90, 0x9D)
-    # mapped to the same code points, as library.py's error handler does.
-    chars = []
-    for byte in range(256):
-        try:
-            chars.append(bytes([byte]).decode("cp1252"))
-        except UnicodeDecodeError:
-            chars.append(chr(byte))
-    return "".join(chars)
-
-
-_LATIN1 = _latin1_table()
-
-
-def _text_decoder(encoding: str | None) -> Callable[[bytes], str | bytes]:
-    """How a character column's bytes become a value (library.py's _read_string):
-    binary stays bytes, text that does not decode stays bytes."""
-    name = encoding or "utf-8"
-    if name == "binary":
-        return bytes
-    if name == "cp1252":
-        return lambda raw: codecs.charmap_decode(raw, "strict", _LATIN1)[0]
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        return bytes
-
-    def decode(raw: bytes) -> str | bytes:
-        try:
-            return raw.decode(name)
-        except UnicodeDecodeError:
-            return raw
-
-    return decode
-
-
 # --- the per-column plan both paths follow ---
 
 # Integers read by struct directly: (signed code, unsigned code).
@@ -357,10 +119,10 @@ class _Plan:
             self.code, self.width = "B", 1
         elif kind in (t.VARCHAR, t.STRING):
             self.length_size = 2 if column.max_length > 255 else 1
-            self.decode = _text_decoder(column.encoding)
+            self.decode = values.for_text(column.encoding)
         elif kind == t.BLOB:
             self.length_size = column.length_size
-            self.decode = _text_decoder(column.encoding)
+            self.decode = values.for_text(column.encoding)
         elif kind == t.GEOMETRY:
             self.length_size = column.length_size
             self.decode = bytes
@@ -378,27 +140,27 @@ class _Plan:
     def _converter(column: ColumnInfo) -> tuple[int, Callable[[bytes], Any]]:
         kind, fsp = column.type, column.fsp
         if kind == t.DATETIME2:
-            return 5 + _fsp_bytes(fsp), _datetime2(fsp)
+            return 5 + values.fsp_bytes(fsp), values.for_datetime2(fsp)
         if kind == t.TIMESTAMP2:
-            return 4 + _fsp_bytes(fsp), _timestamp2(fsp)
+            return 4 + values.fsp_bytes(fsp), values.for_timestamp2(fsp)
         if kind == t.TIME2:
-            return 3 + _fsp_bytes(fsp), _time2(fsp)
+            return 3 + values.fsp_bytes(fsp), values.for_time2(fsp)
         if kind == t.DATE:
-            return 3, _date
+            return 3, values.date_value
         if kind == t.TIME:
-            return 3, _time
+            return 3, values.time_value
         if kind == t.DATETIME:
-            return 8, _datetime
+            return 8, values.datetime_value
         if kind == t.TIMESTAMP:
-            return 4, _timestamp
+            return 4, values.timestamp_value
         if kind == t.NEWDECIMAL:
-            return _decimal_size(column), _decimal(column)
+            return values.decimal_size(column), values.for_decimal(column)
         if kind == t.ENUM and column.size in (1, 2):
-            return column.size, _enum(column)
+            return column.size, values.for_enum(column)
         if kind == t.SET and 1 <= column.size <= 8:
-            return column.size, _set(column)
+            return column.size, values.for_set(column)
         if kind == t.BIT:
-            return (column.bits + 7) // 8, _bit(column)
+            return (column.bits + 7) // 8, values.for_bit(column)
         raise Unsupported(
             f"column {column.name or column.index} has type {column.type_name}, "
             "which wpcdc's fast decoder does not read"
@@ -684,7 +446,7 @@ def _namespace(plans: list[_Plan]) -> dict[str, Any]:
     namespace["U4"] = struct.Struct("<I").unpack_from
     namespace["DECODE_ERROR"] = UnicodeDecodeError
     namespace["charmap"] = codecs.charmap_decode
-    namespace["LATIN1"] = _LATIN1
+    namespace["LATIN1"] = values.LATIN1
     return namespace
 
 
