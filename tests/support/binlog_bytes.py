@@ -17,6 +17,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from wpcdc.core.binlog_rows import RowChange, RowsDecoder
+from wpcdc.core.table_map import parse_table_map
+
 # Optional metadata field types.
 _SIGNEDNESS, _DEFAULT_CHARSET, _COLUMN_CHARSET, _COLUMN_NAME = 1, 2, 3, 4
 _SET_STR_VALUE, _ENUM_STR_VALUE, _SIMPLE_PRIMARY_KEY = 5, 6, 8
@@ -163,6 +166,24 @@ def rows_event(
     body += packed(column_count) + bitmap + (after if kind == UPDATE else b"")
     body += b"".join(images)
     return _TYPES[(kind, version)], body, 10 if version == 2 else 8
+
+
+# --- the decoder under test ---
+
+
+def build_decoder(cols: list[Col], keep: frozenset[str] | None = None, **kw: Any) -> RowsDecoder:
+    """The decoder of a hand-built table ``wp.t`` (table id 7)."""
+    body = table_map_event(7, "wp", "t", cols, **kw)
+    return RowsDecoder(parse_table_map(body, 8, mariadb=kw.get("mariadb", False)), keep)
+
+
+def decode_both(dec: RowsDecoder, event: tuple[int, bytes, int], **kw: Any) -> list[RowChange]:
+    """Both paths, which must agree."""
+    kind, body, post_header_len = event
+    fast = dec.rows(kind, body, post_header_len, **kw)
+    slow = dec.interpreted_rows(kind, body, post_header_len, **kw)
+    assert fast == slow
+    return fast
 
 
 # --- values encoded as the server writes them ---
