@@ -5,6 +5,7 @@ Each type's values: test_binlog_rows_values.py."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -348,3 +349,22 @@ def test_a_longer_post_header_is_skipped() -> None:
     kind, body, _ = rows_event(WRITE, 7, 11, [image(post_values(5))], extra=b"\x01\x05\x00")
     longer = body[:10] + b"\xee\xee" + body[10:]
     assert decode_both(build_decoder(POSTS), (kind, longer, 12)) == [(None, POST_ROW)]
+
+
+def test_a_truncated_or_garbled_table_map_is_a_value_error() -> None:
+    # Anything but a ValueError would escape the reader's handling.
+    body = table_map_event(7, "db", "wp_posts", [*POSTS, *META[2:]])
+    cols = [*POSTS, *META[2:]]
+    fixed_part = 8 + 2 + len("db") + 2 + len("wp_posts") + 1 + len(cols)
+    fixed_part += 1 + len(b"".join(c.meta for c in cols)) + (len(cols) + 7) // 8
+    for end in range(len(body)):
+        if end < fixed_part:  # a cut before the optional metadata is always noticed
+            with pytest.raises(ValueError, match="truncated"):
+                parse_table_map(body, 8, mariadb=False, end=end)
+        else:  # inside it, a cut on a field boundary is a shorter block
+            with contextlib.suppress(ValueError):
+                parse_table_map(body, 8, mariadb=False, end=end)
+    for i in range(8, len(body)):
+        garbled = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1 :]
+        with contextlib.suppress(ValueError):
+            parse_table_map(garbled, 8, mariadb=False)
