@@ -274,7 +274,7 @@ class RowsDecoder:
                     before, pos = image(body, pos)
                     after, pos = image(body, pos)
                     append((before, after))
-        except (struct.error, IndexError, ValueError, OverflowError):
+        except (struct.error, IndexError, ValueError, ArithmeticError):
             return None  # the general path says what is wrong
         return changes if pos == end else None
 
@@ -343,7 +343,7 @@ class RowsDecoder:
                 while pos < end:
                     before, pos = image(body, pos)
                     append((before, None))
-        except (struct.error, IndexError, ValueError, OverflowError) as error:
+        except (struct.error, IndexError, ValueError, ArithmeticError) as error:
             # Bytes no server writes (a truncated event, a value out of its range).
             raise ValueError(f"rows event of {self.table} is malformed: {error}") from None
         if pos != end:

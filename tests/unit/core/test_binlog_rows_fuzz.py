@@ -209,3 +209,26 @@ def test_random_layouts_decode_alike_on_both_paths(seed: int) -> None:
                 for name, value in got.items():
                     if expected[name] is not UNKNOWN:
                         assert value == expected[name], name
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_garbled_rows_events_are_value_errors(seed: int) -> None:
+    # Bytes no server writes (a flipped byte in a DECIMAL, a date, a length...)
+    # must come out as ValueError, which the reader reports, not as another
+    # exception.
+    rng = random.Random(seed)
+    cols = [CATALOGUE[i][0](f"c{i}") for i in range(len(CATALOGUE))]
+    decoder = RowsDecoder(parse_table_map(table_map_event(3, "db", "t", cols), 8, mariadb=False))
+    values: list[bytes | None] = [gen(rng)[0] for _, gen in CATALOGUE]
+    kind, body, header = rows_event(UPDATE, 3, len(cols), [image(values), image(values)])
+    outcomes = set()
+    for _ in range(200):
+        at = rng.randrange(header, len(body))
+        garbled = body[:at] + bytes([rng.randrange(256)]) + body[at + 1 :]
+        for decode in (decoder.rows, decoder.interpreted_rows):
+            try:
+                decode(kind, garbled, header)
+                outcomes.add("decoded")
+            except ValueError:
+                outcomes.add("refused")
+    assert "refused" in outcomes
