@@ -177,6 +177,7 @@ class BinlogSource:
         self._started = False
         # Shared with stop() and the watchdog thread; plain attribute reads/writes.
         self._connection: MysqlConnection | None = None
+        self._dump: DumpReader | None = None  # the fast reader's, for its last packet time
         self._fetching = False
         self._fetch_started = 0.0
         self._last_packet = 0.0
@@ -299,7 +300,9 @@ class BinlogSource:
         while not finished.wait(interval):
             if not self._fetching:
                 continue  # the consumer holds the stream; that is not a stall
-            waiting = time.monotonic() - max(self._fetch_started, self._last_packet)
+            dump = self._dump
+            last_packet = max(self._last_packet, dump.last_packet if dump is not None else 0.0)
+            waiting = time.monotonic() - max(self._fetch_started, last_packet)
             connection = self._connection
             if waiting > self._stall_timeout and connection is not None:
                 logger.warning("no binlog packet for %.0fs: dropping the connection", waiting)
@@ -342,7 +345,6 @@ class BinlogSource:
         """The fast reader (:mod:`wpcdc.mysql.dump`) on a connection of its own."""
         connection = connect(self._mysql, use_database=False, read_timeout=self._read_timeout)
         try:
-            self._watch_packets(connection)
             self._connection = connection
             if self._stopping.is_set():
                 _shutdown(connection)
@@ -353,7 +355,7 @@ class BinlogSource:
                 # As the library does: a heartbeat well inside the read timeout.
                 heartbeat=min(self._read_timeout / 2, self._heartbeat),
             )
-            reader = DumpReader(
+            reader = self._dump = DumpReader(
                 connection,
                 checksum=checksum,
                 handler=self._events,
@@ -365,6 +367,7 @@ class BinlogSource:
             yield from reader.items()
         finally:
             self._connection = None
+            self._dump = None
             with contextlib.suppress(Exception):
                 connection.close()
 

@@ -4,7 +4,8 @@ This module owns the wire side of ``mysql.binlog_reader = "fast"``: asking the
 server for its binlog the way mysql-replication does (:func:`start_dump`: the
 checksum negotiation, MariaDB's slave capability, the heartbeat period, then
 COM_BINLOG_DUMP with file/pos on both flavors), and :class:`DumpReader`, which
-reads the stream's packets, splits the 19-byte event header, strips the CRC32
+reads the stream's packets (from the connection's buffered socket file, as
+PyMySQL does, without its per-packet objects), splits the 19-byte event header, strips the CRC32
 checksum and decodes the control events itself (format description, rotate,
 query, XID, XA prepare, the GTID events of both flavors, MariaDB's GTID list,
 heartbeats). What each event means is decided by
@@ -34,7 +35,11 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Iterator
+from time import monotonic
 from typing import Any
+
+from pymysql.err import OperationalError
+from pymysql.protocol import MysqlPacket
 
 from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder, Unsupported
 from wpcdc.core.positions import Position
@@ -131,6 +136,10 @@ def start_dump(connection: Any, *, server_id: int, position: Position, heartbeat
     return checksum
 
 
+def _lost() -> OperationalError:
+    return OperationalError(2013, "Lost connection to MySQL server during query")
+
+
 def gtid_text(sid: bytes, gno: int) -> str:
     """A MySQL GTID as ``uuid:number``, the way mysql-replication spells it."""
     h = sid.hex()
@@ -182,23 +191,39 @@ class DumpReader:
         # table id -> layout (None: not watched); TABLE_MAP bytes -> layout.
         self._tables: dict[int, _Table | None] = {}
         self._layouts: dict[bytes, _Table] = {}
-        self._map_packets: dict[int, Any] = {}
+        self._map_packets: dict[int, bytes] = {}
         self._library: LibraryRows | None = None
+        # time.monotonic() of the last packet read: the source's stall watchdog reads it.
+        self.last_packet = monotonic()
 
     def items(self) -> Iterator[SourceItem]:
         """The stream's source items; returns when the server ends the stream."""
-        read_packet = self._connection._read_packet
+        connection = self._connection
         handler = self._handler
         tables = self._tables
         unpack_header = _HEADER.unpack_from
         tail = 4 if self._checksum else 0
         while True:
-            packet = read_packet()
-            data: bytes = packet._data
-            if data[0]:
-                if data[0] == 0xFE and len(data) < 9:
-                    return  # EOF: the server ended the stream
-                continue
+            # A packet: 3-byte length, sequence number, payload. Read here rather
+            # than through PyMySQL's _read_packet (a third of the reading time);
+            # the rare cases (short reads, >16 MiB, errors) go to _complete.
+            rfile = connection._rfile  # per packet: tests swap in a reader that resets
+            header = rfile.read(4)
+            length = int.from_bytes(header[:3], "little")
+            data: bytes = rfile.read(length)
+            if (
+                len(header) != 4
+                or len(data) != length
+                or not length
+                or length == 0xFFFFFF
+                or data[0]
+            ):
+                data = self._complete(header, data)
+                if data[0]:
+                    if data[0] == 0xFE and len(data) < 9:
+                        return  # EOF: the server ended the stream
+                    continue
+            self.last_packet = monotonic()
             timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
             end = len(data) - tail
             if kind in _ROW_OPS:
@@ -206,11 +231,11 @@ class DumpReader:
                 table = tables.get(table_id)
                 if table is not None:
                     if table.decoder is None:
-                        yield from self._library_decoded(table, table_id, packet)
+                        yield from self._library_decoded(table, table_id, data)
                     else:
                         yield from self._rows(table, kind, data, end, timestamp)
             elif kind == TABLE_MAP:
-                self._table_map(data, end, packet)
+                self._table_map(data, end)
             elif kind in (XID, XA_PREPARE):
                 yield handler.commit(log_pos, timestamp)
             elif kind == GTID:
@@ -239,9 +264,31 @@ class DumpReader:
                 table = tables.get(table_id)
                 if table is not None:
                     self._log_fallback(table.name, "partial JSON update rows events")
-                    yield from self._library_decoded(table, table_id, packet)
+                    yield from self._library_decoded(table, table_id, data)
             else:
                 yield from handler.unknown(kind, timestamp)
+
+    def _complete(self, header: bytes, data: bytes) -> bytes:
+        """A packet the fast path of ``items`` could not take as read: a short read
+        (the connection closed), an event split over several packets (16 MiB and
+        more), or a packet that is not an event (error, EOF)."""
+        if len(header) != 4 or not data or len(data) != int.from_bytes(header[:3], "little"):
+            raise _lost()
+        length = len(data)
+        while length == 0xFFFFFF:
+            header = self._connection._rfile.read(4)
+            if len(header) != 4:
+                raise _lost()
+            length = int.from_bytes(header[:3], "little")
+            more = self._connection._rfile.read(length)
+            if len(more) != length:
+                raise _lost()
+            data += more
+        if data[0] == 0xFF:
+            # The server's error (position purged, replica id taken...), raised as
+            # PyMySQL raises it, so the source tells them apart as before.
+            MysqlPacket(data, "utf8mb4").raise_for_error()
+        return data
 
     # -- events ----------------------------------------------------------
 
@@ -255,18 +302,18 @@ class DumpReader:
             raise partial_images(table.name) from None
         yield from self._handler.changes(table.ref, _ROW_OPS[kind], pairs, timestamp)
 
-    def _library_decoded(self, table: _Table, table_id: int, packet: Any) -> Iterator[SourceItem]:
+    def _library_decoded(self, table: _Table, table_id: int, data: bytes) -> Iterator[SourceItem]:
         """A row event decoded by mysql-replication from the packet: the handler
         then checks and places it as it does on the library reader."""
         if not table.named:
             raise unnamed_columns(table.name)
         library = self._library_rows()
         library.table_map(self._map_packets[table_id])
-        event = library.rows(packet)
+        event = library.rows(data)
         if event is not None:
             yield from self._handler.handle(event)
 
-    def _table_map(self, data: bytes, end: int, packet: Any) -> None:
+    def _table_map(self, data: bytes, end: int) -> None:
         post_header = self._post_header[TABLE_MAP]
         # Post-header: table id (6 bytes; 4 before MySQL 5.1.4), flags (2). Payload:
         # schema length, schema, NUL, table length, table, NUL, then the layout.
@@ -292,7 +339,7 @@ class DumpReader:
             self._layouts[key] = table
         tables[table_id] = table
         # Kept for mysql-replication, should a row event of this table need it.
-        self._map_packets[table_id] = packet
+        self._map_packets[table_id] = data
 
     def _layout(self, ref: TableRef, name: str, data: bytes, end: int) -> _Table:
         table_map = parse_table_map(

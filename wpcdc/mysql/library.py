@@ -32,6 +32,7 @@ import datetime
 import logging
 from typing import Any
 
+from pymysql.protocol import MysqlPacket
 from pymysqlreplication.event import (
     GtidEvent,
     HeartbeatLogEvent,
@@ -238,7 +239,7 @@ def _version(text: str) -> tuple[int, ...]:
 class LibraryRows:
     """mysql-replication decoding TABLE_MAP and row events from dump packets.
 
-    The fast reader hands it the pymysql packets of a table whose layout its own
+    The fast reader hands it the packets (payload bytes) of a table whose layout its own
     decoder cannot handle: the TABLE_MAP before each row event (so the library's
     table map always matches), then the row event, which comes back as the
     library's event object for :meth:`EventHandler.handle
@@ -260,18 +261,19 @@ class LibraryRows:
         self._lengths = post_header_lengths
         self._table_map: dict[int, Any] = {}
 
-    def table_map(self, packet: Any) -> None:
+    def table_map(self, packet: bytes) -> None:
         """Read a TABLE_MAP packet into the library's table map."""
         self._wrap(packet)
 
-    def rows(self, packet: Any) -> Any:
+    def rows(self, packet: bytes) -> Any:
         """The library's rows event for a row event packet (None if its table is unknown)."""
         return self._wrap(packet).event
 
-    def _wrap(self, packet: Any) -> Any:
-        packet._position = 0  # the fast reader never moved it; a re-read starts over
+    def _wrap(self, packet: bytes) -> Any:
+        # The packet's payload as PyMySQL would hand it to the library: the OK byte,
+        # the event header, the body (and the checksum, which the library skips).
         return BinLogPacketWrapper(
-            packet,
+            MysqlPacket(packet, "utf8mb4"),
             self._table_map,
             self._control,
             self._version,

@@ -3,12 +3,12 @@ means, which tables are skipped before any value is read, and the loud refusals.
 
 from __future__ import annotations
 
+import io
 import struct
-from collections.abc import Iterator
 from typing import Any
 
+import pymysql
 import pytest
-from pymysql.protocol import MysqlPacket
 
 from tests.support.binlog_bytes import (
     UPDATE,
@@ -81,13 +81,14 @@ def garbage_rows(kind: int, table_id: int) -> bytes:
 
 
 class FakeConnection:
-    """Hands out prepared packets as pymysql's ``_read_packet`` would."""
+    """The dump stream as a server sends it: framed packets on a buffered file."""
 
     def __init__(self, packets: list[bytes]) -> None:
-        self._packets: Iterator[bytes] = iter([*packets, EOF_PACKET])
-
-    def _read_packet(self) -> MysqlPacket:
-        return MysqlPacket(next(self._packets), "utf8mb4")
+        stream = b"".join(
+            len(p).to_bytes(3, "little") + bytes([n % 256]) + p
+            for n, p in enumerate([*packets, EOF_PACKET], start=1)
+        )
+        self._rfile = io.BufferedReader(io.BytesIO(stream))  # type: ignore[arg-type]
 
 
 def read(packets: list[bytes], start: Position = START) -> tuple[list[SourceItem], EventHandler]:
@@ -349,3 +350,60 @@ def test_a_partial_row_image_from_the_decoder_is_refused() -> None:
                 event(dump.WRITE_ROWS_V2, partial),
             ]
         )
+
+
+def test_a_server_error_is_raised_as_pymysql_raises_it() -> None:
+    error = b"\xff" + struct.pack("<H", 1236) + b"#HY000" + b"Could not find first log file"
+    with pytest.raises(pymysql.err.OperationalError) as raised:
+        read([format_description("9.7.4"), error])
+    assert raised.value.args[0] == 1236
+
+
+def test_a_connection_closed_mid_packet_is_a_lost_connection() -> None:
+    class Truncated:
+        _rfile = io.BufferedReader(io.BytesIO(b"\x40\x00\x00\x01\x00abc"))  # type: ignore[arg-type]
+
+    reader = dump.DumpReader(
+        Truncated(),
+        checksum=True,
+        handler=read([])[1],
+        tables=WatchedTables("wp_"),
+        database="wp",
+        decoders=DecoderCache(),
+        logged=set(),
+    )
+    with pytest.raises(pymysql.err.OperationalError) as raised:
+        list(reader.items())
+    assert raised.value.args[0] == 2013
+
+
+def test_an_event_over_16_mib_is_read_from_its_packets() -> None:
+    heartbeat = event(dump.HEARTBEAT, b"binlog.000007" + b"\x00" * 0x1000000, log_pos=99)
+    first, rest = heartbeat[:0xFFFFFF], heartbeat[0xFFFFFF:]
+
+    class Split:
+        _rfile = io.BufferedReader(
+            io.BytesIO(  # type: ignore[arg-type]
+                b"\xff\xff\xff\x01"
+                + first
+                + len(rest).to_bytes(3, "little")
+                + b"\x02"
+                + rest
+                + len(EOF_PACKET).to_bytes(3, "little")
+                + b"\x03"
+                + EOF_PACKET
+            )
+        )
+
+    handler = read([])[1]
+    reader = dump.DumpReader(
+        Split(),
+        checksum=True,
+        handler=handler,
+        tables=handler.tables,
+        database="wp",
+        decoders=DecoderCache(),
+        logged=set(),
+    )
+    (idle,) = list(reader.items())
+    assert isinstance(idle, Idle)
