@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from tests.support.infra import Flavor, MysqlEndpoint, ServerFactory, SharedServers
 from tests.support.streaming import eventually
 from wpcdc.config.settings import MysqlSettings
+from wpcdc.core.binlog_rows import DecoderCache, Unsupported
 from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart
@@ -59,6 +60,20 @@ SCHEMA = [
 ]
 
 
+# The reader settings() selects; tests marked usefixtures("both_readers") run on each.
+READER: dict[str, Any] = {"binlog_reader": "fast"}
+
+
+@pytest.fixture(params=["fast", "library"])
+def both_readers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Runs the test on the fast reader and on mysql-replication's."""
+    READER["binlog_reader"] = request.param
+    try:
+        yield
+    finally:
+        READER["binlog_reader"] = "fast"
+
+
 def settings(endpoint: MysqlEndpoint, database: str) -> MysqlSettings:
     return MysqlSettings(
         host=endpoint.host,
@@ -68,6 +83,7 @@ def settings(endpoint: MysqlEndpoint, database: str) -> MysqlSettings:
         database=database,
         server_id=next(_server_ids),
         connect_timeout=5,
+        **READER,
     )
 
 
@@ -191,6 +207,7 @@ def assert_contiguous(parts: list[TransactionPart], start: Position) -> None:
             expected_start, rows = part.end, 0
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_wordpress_changes_arrive_as_typed_row_changes(
     mysql_server: MysqlEndpoint, mysql_database: str, wordpress: WordPressSite
 ) -> None:
@@ -245,6 +262,7 @@ def test_wordpress_changes_arrive_as_typed_row_changes(
     assert all(s is not None for s in gtid_sets)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_values_decode_without_surprises(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     create_schema(mysql_server, mysql_database)
     start = current_position(settings(mysql_server, mysql_database))
@@ -267,6 +285,7 @@ def test_values_decode_without_surprises(mysql_server: MysqlEndpoint, mysql_data
     assert row["post_date_gmt"] is None
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_resume_from_a_boundary_yields_exactly_the_following_transactions(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -289,6 +308,7 @@ def test_resume_from_a_boundary_yields_exactly_the_following_transactions(
     assert resumed[: len(first) - 5] == first[5:]
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_20000_row_transaction_arrives_in_bounded_parts(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -350,6 +370,7 @@ def test_idle_items_while_nothing_happens_and_stop_ends_items_promptly(
     assert idles[0].wall_time <= idles[-1].wall_time
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_statement_based_dml_on_a_watched_table_is_refused(
     mysql_server: MysqlEndpoint, mysql_database: str
 ) -> None:
@@ -368,6 +389,7 @@ def test_statement_based_dml_on_a_watched_table_is_refused(
     assert "binlog_format=ROW" in str(error) and "wp_posts" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_partial_row_image_is_refused(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     create_schema(mysql_server, mysql_database)
     run(
@@ -383,6 +405,7 @@ def test_a_partial_row_image_is_refused(mysql_server: MysqlEndpoint, mysql_datab
     assert isinstance(error, ServerMisconfigured) and "binlog_row_image=FULL" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_refused_login_is_a_clear_error(mysql_server: MysqlEndpoint, mysql_database: str) -> None:
     mysql = settings(mysql_server, mysql_database).model_copy(
         update={"user": "nobody", "password": SecretStr("wrong")}
@@ -422,6 +445,7 @@ class _ResetStream:
         pass
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     mysql_server: MysqlEndpoint, mysql_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -458,6 +482,61 @@ def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     assert_contiguous(parts_of(handed_out), start)
 
 
+def ledger_of(items: list[SourceItem]) -> list[tuple[Any, ...]]:
+    return [(c.table, c.op, c.before, c.after, c.row) for c in changes_of(items)]
+
+
+def test_a_layout_the_fast_decoder_cannot_read_goes_through_the_library(
+    mysql_server: MysqlEndpoint,
+    mysql_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("WARNING", logger="wpcdc.source")
+    create_schema(mysql_server, mysql_database)
+    # No real type is both refused by the fast decoder and read right by the
+    # library (MariaDB's compressed columns and MySQL's VECTOR are unknown to both),
+    # so the decoder is made to refuse wp_postmeta's layout.
+    get = DecoderCache.get
+
+    def refuse_postmeta(self: DecoderCache, table_map: Any, keep: Any = None) -> Any:
+        if table_map.table == "wp_postmeta":
+            raise Unsupported("column meta_value: refused by the test")
+        return get(self, table_map, keep=keep)
+
+    monkeypatch.setattr(DecoderCache, "get", refuse_postmeta)
+    extra = ""
+    if mysql_server.flavor == "mysql":
+        # A JSON column, so the library's JSON decoding is exercised as well.
+        mysql_server.execute("ALTER TABLE wp_postmeta ADD extra JSON", mysql_database)
+        extra = ", extra = '{\"a\": [1, 2]}'"
+    start = current_position(settings(mysql_server, mysql_database))
+    run(
+        mysql_server,
+        mysql_database,
+        "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) VALUES (1, 'a', 'x'), (1, 'b', 'y')",
+        f"UPDATE wp_postmeta SET meta_value = 'z'{extra} WHERE meta_key = 'a'",
+        "DELETE FROM wp_postmeta WHERE meta_key = 'b'",
+        "INSERT INTO wp_posts (post_title, post_content) VALUES ('fast', 'path')",
+        "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) VALUES (2, 'c', '😀')",
+    )
+    fast = read_until_marker(mysql_server, mysql_database, start)
+    READER["binlog_reader"] = "library"
+    try:
+        reference = read_until_marker(mysql_server, mysql_database, start)
+    finally:
+        READER["binlog_reader"] = "fast"
+
+    meta = [c for c in changes_of(fast) if c.table == POSTMETA]
+    assert [c.op for c in meta] == [Op.INSERT, Op.INSERT, Op.UPDATE, Op.DELETE, Op.INSERT]
+    assert meta[2].after is not None and meta[2].after["meta_value"] == "z"
+    assert meta[4].image["meta_value"] == "😀"
+    # The reference read has one more marker row; all else is identical.
+    assert ledger_of(fast) == ledger_of(reference)[:-1]
+    fallbacks = [r for r in caplog.records if "mysql-replication decodes" in r.getMessage()]
+    assert len(fallbacks) == 1 and "wp_postmeta" in fallbacks[0].getMessage()
+
+
 # -- throwaway servers ------------------------------------------------------
 
 
@@ -475,6 +554,7 @@ def fresh_database(endpoint: MysqlEndpoint) -> str:
     return name
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_rows_without_column_names_are_refused(minimal_metadata_server: MysqlEndpoint) -> None:
     database = fresh_database(minimal_metadata_server)
     start = current_position(settings(minimal_metadata_server, database))
@@ -485,6 +565,7 @@ def test_rows_without_column_names_are_refused(minimal_metadata_server: MysqlEnd
     assert isinstance(error, ServerMisconfigured) and "binlog_row_metadata=FULL" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_compressed_events_are_refused(minimal_metadata_server: MysqlEndpoint) -> None:
     # Each flavor has its own compression: MariaDB compresses events, MySQL 8
     # whole transactions (TRANSACTION_PAYLOAD). Both are unreadable: refused.
@@ -508,6 +589,7 @@ def test_compressed_events_are_refused(minimal_metadata_server: MysqlEndpoint) -
     assert isinstance(error, ServerMisconfigured) and f"{variable}=OFF" in str(error)
 
 
+@pytest.mark.usefixtures("both_readers")
 def test_a_purged_start_position_is_lost(minimal_metadata_server: MysqlEndpoint) -> None:
     database = fresh_database(minimal_metadata_server)
     mysql = settings(minimal_metadata_server, database)

@@ -67,6 +67,11 @@ class MysqlSettings(_Section):
     server_id: int = Field(default=5400, ge=1, le=2**32 - 1)
     table_prefix: str = Field(default="wp_", pattern=r"^[A-Za-z0-9_]+$")
     connect_timeout: float = Field(default=10.0, gt=0)
+    # Which binlog reader decodes the stream: "fast" reads the dump packets itself
+    # and decodes row events with per-layout decoders (mysql-replication still
+    # decodes what they cannot); "library" reads everything with mysql-replication,
+    # a way back should the fast reader misbehave.
+    binlog_reader: Literal["fast", "library"] = "fast"
     tls: MysqlTLS = MysqlTLS()
 
 

@@ -1,8 +1,14 @@
 """The binlog source: MySQL/MariaDB replication stream in, ``SourceItem``s out.
 
-This module owns the connection to the binlog and its lifecycle: opening the
-mysql-replication reader on the source's position, reconnecting, the stall
-watchdog, and what each reader error means. It turns the binlog into one
+This module owns the connection to the binlog and its lifecycle: opening a
+reader on the source's position, reconnecting, the stall watchdog, and what
+each reader error means. Two readers sit behind it, chosen by
+``mysql.binlog_reader``: "fast" (the default) reads the dump stream and decodes
+row events itself (:mod:`wpcdc.mysql.dump`, with mysql-replication decoding the
+layouts its decoder cannot); "library" is mysql-replication's
+``BinLogStreamReader``, the way back should the fast reader misbehave. Both
+feed the same :class:`~wpcdc.mysql.binlog_events.EventHandler`, and every
+guarantee below holds for both. It turns the binlog into one
 :class:`~wpcdc.core.rows.TransactionPart` per transaction (several for a large
 one; the last carries ``end``), transactions on unwatched tables included with
 no changes so that a checkpoint can still advance, and an
@@ -48,7 +54,8 @@ replica registered with the same ``mysql.server_id`` (``PreflightFailed``): whic
 server errors are fatal is decided in :mod:`wpcdc.mysql.errors`.
 
 Values are what mysql-replication decodes (int, str, Decimal, datetime, bytes,
-None; zero dates are None), except for strings (see :mod:`wpcdc.mysql.library`):
+None; zero dates are None; the fast reader's decoder gives the same values), except
+for strings (see :mod:`wpcdc.mysql.library`):
 a text column whose bytes are not valid in its character set arrives as
 ``bytes`` instead of stopping the stream, and MySQL ``latin1`` is decoded the
 way MySQL does.
@@ -62,7 +69,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pymysql
@@ -72,11 +79,13 @@ from pymysqlreplication import BinLogStreamReader
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.assembly import DEFAULT_MAX_PART_ROWS, TransactionAssembler
 from wpcdc.core.backoff import DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Backoff
+from wpcdc.core.binlog_rows import DecoderCache
 from wpcdc.core.errors import PositionLost, PreflightFailed, WpcdcError
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import SourceItem
 from wpcdc.mysql.binlog_events import HANDLED_EVENTS, EventHandler, WatchedTables
 from wpcdc.mysql.connection import MysqlConnection, connect
+from wpcdc.mysql.dump import DumpReader, start_dump
 from wpcdc.mysql.errors import (
     FATAL_READING_BINLOG,
     error_code,
@@ -160,10 +169,15 @@ class BinlogSource:
             backoff=self._backoff,
             clock=clock,
         )
+        # The fast reader's generated decoders and the fallbacks it logged outlive
+        # reconnects: a layout is compiled once, a fallback logged once.
+        self._decoders = DecoderCache()
+        self._fallbacks_logged: set[tuple[str, str]] = set()
         self._stopping = threading.Event()
         self._started = False
         # Shared with stop() and the watchdog thread; plain attribute reads/writes.
         self._connection: MysqlConnection | None = None
+        self._dump: DumpReader | None = None  # the fast reader's, for its last packet time
         self._fetching = False
         self._fetch_started = 0.0
         self._last_packet = 0.0
@@ -286,7 +300,9 @@ class BinlogSource:
         while not finished.wait(interval):
             if not self._fetching:
                 continue  # the consumer holds the stream; that is not a stall
-            waiting = time.monotonic() - max(self._fetch_started, self._last_packet)
+            dump = self._dump
+            last_packet = max(self._last_packet, dump.last_packet if dump is not None else 0.0)
+            waiting = time.monotonic() - max(self._fetch_started, last_packet)
             connection = self._connection
             if waiting > self._stall_timeout and connection is not None:
                 logger.warning("no binlog packet for %.0fs: dropping the connection", waiting)
@@ -297,15 +313,23 @@ class BinlogSource:
         """One connection's worth of items; raises _Retry when it breaks."""
         position = self._assembler.position
         logger.info("reading the binlog from %s", position)
-        reader = self._reader(position)
         self._stalled = False
         self._read_error = None
+        items: Generator[SourceItem]
+        if self._mysql.binlog_reader == "library":
+            items = self._library_items(position)
+        else:
+            items = self._dump_items(position)
         try:
             while True:
                 self._fetch_started = time.monotonic()
                 self._fetching = True
                 try:
-                    event = reader.fetchone()
+                    item = next(items)
+                except StopIteration:
+                    raise _Retry("the server ended the binlog stream") from None
+                except WpcdcError:
+                    raise
                 except Exception as exc:
                     failure = self._failure(exc, position)
                     if failure is exc:
@@ -313,8 +337,48 @@ class BinlogSource:
                     raise failure from exc
                 finally:
                     self._fetching = False
+                yield item
+        finally:
+            items.close()
+
+    def _dump_items(self, position: Position) -> Generator[SourceItem]:
+        """The fast reader (:mod:`wpcdc.mysql.dump`) on a connection of its own."""
+        connection = connect(self._mysql, use_database=False, read_timeout=self._read_timeout)
+        try:
+            self._connection = connection
+            if self._stopping.is_set():
+                _shutdown(connection)
+            checksum = start_dump(
+                connection,
+                server_id=self._mysql.server_id,
+                position=position,
+                # As the library does: a heartbeat well inside the read timeout.
+                heartbeat=min(self._read_timeout / 2, self._heartbeat),
+            )
+            reader = self._dump = DumpReader(
+                connection,
+                checksum=checksum,
+                handler=self._events,
+                tables=self._tables,
+                database=self._database,
+                decoders=self._decoders,
+                logged=self._fallbacks_logged,
+            )
+            yield from reader.items()
+        finally:
+            self._connection = None
+            self._dump = None
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _library_items(self, position: Position) -> Generator[SourceItem]:
+        """mysql-replication's reader; ``mysql.binlog_reader = "library"``."""
+        reader = self._reader(position)
+        try:
+            while True:
+                event = reader.fetchone()
                 if event is None:
-                    raise _Retry("the server ended the binlog stream")
+                    return
                 yield from self._events.handle(event)
         finally:
             self._connection = None

@@ -1,10 +1,13 @@
 """From decoded binlog events to source items: what each event means for a transaction.
 
-This module owns the event handling of the binlog source: which tables are
-watched (:class:`WatchedTables`), which events the reader asks for
-(:data:`HANDLED_EVENTS`), and :class:`EventHandler`, which feeds each event to
-the :class:`~wpcdc.core.assembly.TransactionAssembler` and yields the parts and
-idle markers it completes. It refuses, loudly (promise "loud failure",
+This module owns the event handling of the binlog source, for both readers:
+which tables are watched (:class:`WatchedTables`), which events the library
+reader asks for (:data:`HANDLED_EVENTS`), and :class:`EventHandler`, which feeds
+each event to the :class:`~wpcdc.core.assembly.TransactionAssembler` and yields
+the parts and idle markers it completes. The fast reader
+(:mod:`wpcdc.mysql.dump`) calls its value-level methods with what it parsed from
+the packets; ``EventHandler.handle`` maps mysql-replication's event objects onto
+the same methods, so what an event means is decided here once. It refuses, loudly (promise "loud failure",
 docs/ARCHITECTURE.md), what would make row changes invisible or unplaceable:
 row events without column names or full row images, statement-based DML on a
 watched table, compressed events (``ServerMisconfigured``) and INCIDENT events
@@ -14,14 +17,14 @@ watched table, compressed events (``ServerMisconfigured``) and INCIDENT events
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from wpcdc.core.assembly import TransactionAssembler
 from wpcdc.core.backoff import Backoff
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
-from wpcdc.core.rows import Idle, Op, SourceItem, TableRef, classify_table
+from wpcdc.core.rows import Idle, Op, Row, SourceItem, TableRef, TransactionPart, classify_table
 from wpcdc.core.statements import DML_VERBS, named_tables, opens_transaction, statement_kind
 from wpcdc.mysql.library import (
     DeleteRowsEvent,
@@ -108,13 +111,34 @@ def _full(bitmap: bytes, columns: int) -> bool:
     return int.from_bytes(bitmap, "little") & mask == mask
 
 
+def unnamed_columns(table: str) -> ServerMisconfigured:
+    """The refusal for row events without column names (binlog_row_metadata=MINIMAL)."""
+    return ServerMisconfigured(
+        f"row events for {table} carry no column names, so wpcdc cannot tell "
+        "the columns apart. Set binlog_row_metadata=FULL (MySQL 8.0.14+, MariaDB "
+        "10.5+) globally and in the server configuration, then restart wpcdc."
+    )
+
+
+def partial_images(table: str) -> ServerMisconfigured:
+    """The refusal for row events without every column (binlog_row_image not FULL)."""
+    return ServerMisconfigured(
+        f"row events for {table} carry only some columns, so the before and "
+        "after images are incomplete. Set binlog_row_image=FULL globally and in the "
+        "server configuration, then restart wpcdc."
+    )
+
+
 @dataclass(eq=False, kw_only=True)
 class EventHandler:
-    """Turns decoded binlog events into source items, one event at a time.
+    """Turns binlog events into source items, one event at a time.
 
-    Owns no connection: the source hands it every event it reads, and it resets
-    the source's reconnect backoff whenever the stream demonstrably works (a
-    commit, a heartbeat).
+    The one place deciding what each event means, for both readers: the fast
+    reader (:mod:`wpcdc.mysql.dump`) calls the value-level methods (``commit``,
+    ``gtid``, ``query``, ``rows``...) with what it parsed from the packet, and
+    ``handle`` maps a mysql-replication event object onto the same methods.
+    Owns no connection: it resets the source's reconnect backoff whenever the
+    stream demonstrably works (a commit, a heartbeat).
     """
 
     assembler: TransactionAssembler
@@ -125,90 +149,82 @@ class EventHandler:
     clock: Callable[[], float]
 
     def handle(self, event: Any) -> Iterator[SourceItem]:
-        """The parts and idle markers this event completes (none for most events)."""
-        assembler = self.assembler
+        """The parts and idle markers this library event completes (none for most events)."""
         if isinstance(event, RowsEvent):
-            yield from self._rows(event)
+            yield from self._library_rows(event)
         elif isinstance(event, XidEvent | XAPrepareEvent):
-            yield assembler.commit(event.packet.log_pos, event.timestamp)
-            self.backoff.reset()
+            yield self.commit(event.packet.log_pos, event.timestamp)
         elif isinstance(event, MariadbGtidEvent):
-            opens = not event.flags & _MARIADB_GTID_STANDALONE
-            assembler.gtid(event.gtid, event.timestamp, opens=opens)
+            self.mariadb_gtid(event.gtid, event.flags, event.timestamp)
         elif isinstance(event, GtidEvent):
-            assembler.gtid(event.gtid, event.timestamp, opens=False)
+            self.gtid(event.gtid, event.timestamp)
         elif isinstance(event, QueryEvent):
-            yield from self._query_event(event)
+            yield from self.query(
+                event.query,
+                event.schema,
+                event.slave_proxy_id,
+                event.timestamp,
+                event.packet.log_pos,
+            )
         elif isinstance(event, HeartbeatLogEvent):
-            assembler.sent_up_to(event.ident, event.packet.log_pos)
-            yield from self._idle()
+            yield from self.heartbeat(event.ident, event.packet.log_pos)
         elif isinstance(event, RotateEvent):
-            assembler.rotate(event.next_binlog, event.position)
+            self.assembler.rotate(event.next_binlog, event.position)
         elif isinstance(event, MariadbGtidListEvent):
-            assembler.gtid_list(",".join(g.gtid for g in event.gtid_list))
+            self.assembler.gtid_list(",".join(g.gtid for g in event.gtid_list))
         elif isinstance(event, NotImplementedEvent):
-            yield from self._unknown(event)
+            yield from self.unknown(event.event_type, event.timestamp)
 
-    def _idle(self) -> Iterator[SourceItem]:
+    # -- events as plain values ------------------------------------------
+
+    def commit(self, log_pos: int, timestamp: int) -> TransactionPart:
+        """XID or XA PREPARE ending at ``log_pos``."""
+        part = self.assembler.commit(log_pos, timestamp)
         self.backoff.reset()
-        if not self.assembler.in_transaction:
-            yield Idle(position=self.assembler.position, wall_time=self.clock())
+        return part
 
-    def _query_event(self, event: Any) -> Iterator[SourceItem]:
+    def gtid(self, gtid: str, timestamp: int) -> None:
+        """A MySQL GTID event: BEGIN or one statement follows."""
+        self.assembler.gtid(gtid, timestamp, opens=False)
+
+    def mariadb_gtid(self, gtid: str, flags: int, timestamp: int) -> None:
+        opens = not flags & _MARIADB_GTID_STANDALONE
+        self.assembler.gtid(gtid, timestamp, opens=opens)
+
+    def rotate(self, file: str, pos: int) -> None:
+        self.assembler.rotate(file, pos)
+
+    def gtid_list(self, gtid_set: str) -> None:
+        self.assembler.gtid_list(gtid_set)
+
+    def heartbeat(self, file: str, log_pos: int) -> Iterator[SourceItem]:
+        """A heartbeat: the server sent everything before ``file:log_pos``."""
+        self.assembler.sent_up_to(file, log_pos)
+        return self._idle()
+
+    def query(
+        self, query: str, schema: bytes, thread_id: int, timestamp: int, log_pos: int
+    ) -> Iterator[SourceItem]:
         assembler = self.assembler
-        query: str = event.query
         kind = statement_kind(query)
         if kind == "begin":
-            assembler.begin(event.slave_proxy_id, event.timestamp)
+            assembler.begin(thread_id, timestamp)
         elif kind == "commit":
-            yield assembler.commit(event.packet.log_pos, event.timestamp)
-            self.backoff.reset()
+            yield self.commit(log_pos, timestamp)
         elif kind == "statement":
-            self._check_statement(event)
+            self._check_statement(query, schema, log_pos)
             if opens_transaction(query):
-                assembler.begin(event.slave_proxy_id, event.timestamp)
+                assembler.begin(thread_id, timestamp)
                 return
-            part = assembler.statement(event.packet.log_pos, event.timestamp)
+            part = assembler.statement(log_pos, timestamp)
             if part is not None:
                 yield part
                 self.backoff.reset()
 
-    def _check_statement(self, event: Any) -> None:
-        schema = event.schema.decode("utf-8", "replace") if event.schema else ""
-        verb, tables = named_tables(
-            event.query,
-            default_schema=schema,
-            database=self.database,
-            prefix=self.prefix,
-        )
-        if not tables:
-            return
-        where = f"{self.assembler.position.file}:{event.packet.log_pos}"
-        if verb in DML_VERBS:
-            raise ServerMisconfigured(
-                f"the binlog holds a {verb} on {', '.join(tables)} as an SQL statement "
-                f"(at {where}), not as row changes, so wpcdc cannot see which rows changed. "
-                "Set binlog_format=ROW globally and in the server configuration, make sure "
-                "no client sets a session binlog_format, then restart wpcdc from a snapshot "
-                "(`wpcdc snapshot --force`)."
-            )
-        if verb in {"TRUNCATE", "DROP"}:
-            logger.warning(
-                "%s of watched table(s) %s at %s: their rows go without row changes; "
-                "consumers keep the last state they saw",
-                verb,
-                ", ".join(tables),
-                where,
-            )
-        else:
-            logger.info("%s on watched table(s) %s at %s", verb, ", ".join(tables), where)
-
-    def _unknown(self, event: Any) -> Iterator[SourceItem]:
-        kind = event.event_type
+    def unknown(self, kind: int, timestamp: int) -> Iterator[SourceItem]:
+        """An event type neither reader decodes: refused when it hides row changes."""
         if kind in (_ANONYMOUS_GTID, _GTID_TAGGED):
-            self.assembler.gtid(
-                None, event.timestamp, opens=False, understood=kind == _ANONYMOUS_GTID
-            )
+            self.assembler.gtid(None, timestamp, opens=False, understood=kind == _ANONYMOUS_GTID)
         elif kind == _HEARTBEAT_V2:
             yield from self._idle()
         elif kind == _TRANSACTION_PAYLOAD:
@@ -232,42 +248,86 @@ class EventHandler:
                 "current state."
             )
 
-    def _rows(self, event: Any) -> Iterator[SourceItem]:
+    def check_rows(
+        self, table: str, named: bool, columns: int, present: bytes, present_after: bytes | None
+    ) -> None:
+        """Refuse row events of a watched table that wpcdc cannot place: no column
+        names (``named`` False), or a before or after image without every column."""
+        if not named:
+            raise unnamed_columns(table)
+        if not _full(present, columns) or (
+            present_after is not None and not _full(present_after, columns)
+        ):
+            raise partial_images(table)
+
+    def changes(
+        self,
+        ref: TableRef,
+        op: Op,
+        pairs: Iterable[tuple[Row | None, Row | None]],
+        timestamp: int,
+    ) -> Iterator[SourceItem]:
+        """The row changes of one rows event, as (before, after) images."""
+        row = self.assembler.row
+        for before, after in pairs:
+            part = row(ref, op, before, after, timestamp)
+            if part is not None:
+                yield part
+
+    # -- helpers ---------------------------------------------------------
+
+    def _idle(self) -> Iterator[SourceItem]:
+        self.backoff.reset()
+        if not self.assembler.in_transaction:
+            yield Idle(position=self.assembler.position, wall_time=self.clock())
+
+    def _check_statement(self, query: str, schema_bytes: bytes, log_pos: int) -> None:
+        schema = schema_bytes.decode("utf-8", "replace") if schema_bytes else ""
+        verb, tables = named_tables(
+            query,
+            default_schema=schema,
+            database=self.database,
+            prefix=self.prefix,
+        )
+        if not tables:
+            return
+        where = f"{self.assembler.position.file}:{log_pos}"
+        if verb in DML_VERBS:
+            raise ServerMisconfigured(
+                f"the binlog holds a {verb} on {', '.join(tables)} as an SQL statement "
+                f"(at {where}), not as row changes, so wpcdc cannot see which rows changed. "
+                "Set binlog_format=ROW globally and in the server configuration, make sure "
+                "no client sets a session binlog_format, then restart wpcdc from a snapshot "
+                "(`wpcdc snapshot --force`)."
+            )
+        if verb in {"TRUNCATE", "DROP"}:
+            logger.warning(
+                "%s of watched table(s) %s at %s: their rows go without row changes; "
+                "consumers keep the last state they saw",
+                verb,
+                ", ".join(tables),
+                where,
+            )
+        else:
+            logger.info("%s on watched table(s) %s at %s", verb, ", ".join(tables), where)
+
+    def _library_rows(self, event: Any) -> Iterator[SourceItem]:
         ref = self.tables.ref(event.table)
         if ref is None or event.schema != self.database:
             return  # the library filters these already
         columns = event.columns
-        if columns and columns[0].name is None:
-            raise ServerMisconfigured(
-                f"row events for {event.table} carry no column names, so wpcdc cannot tell "
-                "the columns apart. Set binlog_row_metadata=FULL (MySQL 8.0.14+, MariaDB "
-                "10.5+) globally and in the server configuration, then restart wpcdc."
-            )
-        count = event.number_of_columns
-        if not _full(event.columns_present_bitmap, count) or (
-            isinstance(event, UpdateRowsEvent) and not _full(event.columns_present_bitmap2, count)
-        ):
-            raise ServerMisconfigured(
-                f"row events for {event.table} carry only some columns, so the before and "
-                "after images are incomplete. Set binlog_row_image=FULL globally and in the "
-                "server configuration, then restart wpcdc."
-            )
-        assembler = self.assembler
-        timestamp = event.timestamp
-        if isinstance(event, UpdateRowsEvent):
-            for row in event.rows:
-                part = assembler.row(
-                    ref, Op.UPDATE, row["before_values"], row["after_values"], timestamp
-                )
-                if part is not None:
-                    yield part
+        update = isinstance(event, UpdateRowsEvent)
+        self.check_rows(
+            event.table,
+            not (columns and columns[0].name is None),
+            event.number_of_columns,
+            event.columns_present_bitmap,
+            event.columns_present_bitmap2 if update else None,
+        )
+        if update:
+            op, pairs = Op.UPDATE, ((r["before_values"], r["after_values"]) for r in event.rows)
         elif isinstance(event, WriteRowsEvent):
-            for row in event.rows:
-                part = assembler.row(ref, Op.INSERT, None, row["values"], timestamp)
-                if part is not None:
-                    yield part
+            op, pairs = Op.INSERT, ((None, r["values"]) for r in event.rows)
         else:
-            for row in event.rows:
-                part = assembler.row(ref, Op.DELETE, row["values"], None, timestamp)
-                if part is not None:
-                    yield part
+            op, pairs = Op.DELETE, ((r["values"], None) for r in event.rows)
+        yield from self.changes(ref, op, pairs, event.timestamp)

@@ -20,7 +20,9 @@ This module owns what wpcdc changes in the library, installed on import:
 
 It also re-exports the event classes the binlog source tells apart, so that it
 and :mod:`wpcdc.mysql.binlog` are the only modules importing the library (every
-user gets the patches).
+user gets the patches), and holds :class:`LibraryRows`: the library decoding, from
+the packets the fast reader (:mod:`wpcdc.mysql.dump`) read, the row events of a
+layout wpcdc's own decoder cannot handle.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import datetime
 import logging
 from typing import Any
 
+from pymysql.protocol import MysqlPacket
 from pymysqlreplication.event import (
     GtidEvent,
     HeartbeatLogEvent,
@@ -42,10 +45,12 @@ from pymysqlreplication.event import (
     XidEvent,
 )
 from pymysqlreplication.exceptions import StatusVariableMismatch
+from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import (
     DeleteRowsEvent,
     PartialUpdateRowsEvent,
     RowsEvent,
+    TableMapEvent,
     UpdateRowsEvent,
     WriteRowsEvent,
 )
@@ -54,6 +59,7 @@ __all__ = [
     "DeleteRowsEvent",
     "GtidEvent",
     "HeartbeatLogEvent",
+    "LibraryRows",
     "MariadbGtidEvent",
     "MariadbGtidListEvent",
     "NotImplementedEvent",
@@ -198,3 +204,90 @@ def _read_status_var(self: Any, key: int) -> None:
 
 
 QueryEvent._read_status_vars_value_for_key = _read_status_var
+
+
+class _ControlStub:
+    """What the library's row events ask of their control connection when the
+    table map carries column names (binlog_row_metadata=FULL): no query is sent."""
+
+    charset = "utf8mb4"
+
+    def __init__(self, dbms: str) -> None:
+        self._dbms = dbms
+
+    def _get_dbms(self) -> str:
+        return self._dbms
+
+
+_ROW_CLASSES = {
+    TableMapEvent,
+    WriteRowsEvent,
+    UpdateRowsEvent,
+    DeleteRowsEvent,
+    PartialUpdateRowsEvent,
+}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    numbers = text.split("-")[0].split(".")
+    try:
+        return tuple(int(n) for n in numbers)
+    except ValueError:
+        return (0, 0, 0)
+
+
+class LibraryRows:
+    """mysql-replication decoding TABLE_MAP and row events from dump packets.
+
+    The fast reader hands it the packets (payload bytes) of a table whose layout its own
+    decoder cannot handle: the TABLE_MAP before each row event (so the library's
+    table map always matches), then the row event, which comes back as the
+    library's event object for :meth:`EventHandler.handle
+    <wpcdc.mysql.binlog_events.EventHandler.handle>`, exactly as the library reader
+    would have produced it (with wpcdc's value patches above).
+    """
+
+    def __init__(
+        self,
+        *,
+        checksum: bool,
+        server_version: str,
+        mariadb: bool,
+        post_header_lengths: tuple[int, ...],
+    ) -> None:
+        self._checksum = checksum
+        self._version = _version(server_version)
+        self._control = _ControlStub("mariadb" if mariadb else "mysql")
+        self._lengths = post_header_lengths
+        self._table_map: dict[int, Any] = {}
+
+    def table_map(self, packet: bytes) -> None:
+        """Read a TABLE_MAP packet into the library's table map."""
+        self._wrap(packet)
+
+    def rows(self, packet: bytes) -> Any:
+        """The library's rows event for a row event packet (None if its table is unknown)."""
+        return self._wrap(packet).event
+
+    def _wrap(self, packet: bytes) -> Any:
+        # The packet's payload as PyMySQL would hand it to the library: the OK byte,
+        # the event header, the body (and the checksum, which the library skips).
+        return BinLogPacketWrapper(
+            MysqlPacket(packet, "utf8mb4"),
+            self._table_map,
+            self._control,
+            self._version,
+            self._checksum,
+            _ROW_CLASSES,
+            None,  # only_tables: the fast reader chose the table already
+            None,
+            None,
+            None,
+            False,  # freeze_schema: each TABLE_MAP is read again
+            False,  # ignore_decode_errors: wpcdc's own string patch handles them
+            False,  # verify_checksum
+            True,  # optional_meta_data: column names from the table map
+            False,  # enable_logging
+            False,  # use_column_name_cache: never query information_schema
+            self._lengths,
+        )

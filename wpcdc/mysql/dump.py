@@ -1,0 +1,411 @@
+"""The fast binlog reader: wpcdc reads the replication dump stream itself.
+
+This module owns the wire side of ``mysql.binlog_reader = "fast"``: asking the
+server for its binlog the way mysql-replication does (:func:`start_dump`: the
+checksum negotiation, MariaDB's slave capability, the heartbeat period, then
+COM_BINLOG_DUMP with file/pos on both flavors), and :class:`DumpReader`, which
+reads the stream's packets (from the connection's buffered socket file, as
+PyMySQL does, without its per-packet objects), splits the 19-byte event header, strips the CRC32
+checksum and decodes the control events itself (format description, rotate,
+query, XID, XA prepare, the GTID events of both flavors, MariaDB's GTID list,
+heartbeats). What each event means is decided by
+:class:`~wpcdc.mysql.binlog_events.EventHandler`, the same one place the
+library reader uses; every event type it does not decode goes to
+``EventHandler.unknown``, exactly as mysql-replication's ``NotImplementedEvent``
+did, so compressed payloads, INCIDENT and tagged GTIDs are refused alike.
+
+Row events: a TABLE_MAP's table and schema names are read first; only tables of
+the configured database that :class:`~wpcdc.mysql.binlog_events.WatchedTables`
+matches get their layout parsed (:mod:`wpcdc.core.table_map`) and a generated
+decoder (:mod:`wpcdc.core.binlog_rows`); row events of any other table id are
+skipped without touching a value. Per row the decoder's dicts and the
+``RowChange`` are all that is built. A layout the decoder cannot handle
+(``Unsupported``) and row event kinds it does not know (PARTIAL_UPDATE_ROWS) are
+decoded by mysql-replication from the same packet
+(:class:`~wpcdc.mysql.library.LibraryRows`), logged once per table and reason:
+never skipped.
+
+Connection lifecycle, retries and what an error means stay with
+:class:`~wpcdc.mysql.binlog.BinlogSource`; this module raises whatever the
+connection raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Iterator
+from time import monotonic
+from typing import Any
+
+from pymysql.err import OperationalError
+from pymysql.protocol import MysqlPacket
+
+from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder, Unsupported
+from wpcdc.core.positions import Position
+from wpcdc.core.rows import Op, SourceItem, TableRef
+from wpcdc.core.table_map import parse_table_map, rows_table_id
+from wpcdc.mysql.binlog_events import (
+    EventHandler,
+    WatchedTables,
+    partial_images,
+    unnamed_columns,
+)
+from wpcdc.mysql.library import LibraryRows
+
+logger = logging.getLogger("wpcdc.source")
+
+COM_BINLOG_DUMP = 0x12
+
+# Binlog event type codes (MySQL binlog_event.h, MariaDB log_event.h).
+QUERY = 0x02
+ROTATE = 0x04
+FORMAT_DESCRIPTION = 0x0F
+XID = 0x10
+TABLE_MAP = 0x13
+WRITE_ROWS_V1 = 0x17
+UPDATE_ROWS_V1 = 0x18
+DELETE_ROWS_V1 = 0x19
+HEARTBEAT = 0x1B
+WRITE_ROWS_V2 = 0x1E
+UPDATE_ROWS_V2 = 0x1F
+DELETE_ROWS_V2 = 0x20
+GTID = 0x21
+XA_PREPARE = 0x26
+PARTIAL_UPDATE_ROWS = 0x27
+MARIADB_GTID = 0xA2
+MARIADB_GTID_LIST = 0xA3
+
+_ROW_OPS = {
+    WRITE_ROWS_V1: Op.INSERT,
+    UPDATE_ROWS_V1: Op.UPDATE,
+    DELETE_ROWS_V1: Op.DELETE,
+    WRITE_ROWS_V2: Op.INSERT,
+    UPDATE_ROWS_V2: Op.UPDATE,
+    DELETE_ROWS_V2: Op.DELETE,
+}
+_ROWS = frozenset((*_ROW_OPS, PARTIAL_UPDATE_ROWS))
+
+# Post-header lengths until the FORMAT_DESCRIPTION event says otherwise (the
+# server sends one before any other event, so these only cover a broken stream).
+_DEFAULT_POST_HEADER = {QUERY: 13, ROTATE: 8, TABLE_MAP: 8, PARTIAL_UPDATE_ROWS: 10}
+_DEFAULT_POST_HEADER.update(dict.fromkeys((WRITE_ROWS_V1, UPDATE_ROWS_V1, DELETE_ROWS_V1), 8))
+_DEFAULT_POST_HEADER.update(dict.fromkeys((WRITE_ROWS_V2, UPDATE_ROWS_V2, DELETE_ROWS_V2), 10))
+
+# After the packet's OK byte: timestamp, type, server_id, event size, end position, flags.
+_HEADER = struct.Struct("<IBIIIH")
+_BODY = 20  # the OK byte and the 19-byte event header
+_QUERY_HEADER = struct.Struct("<IIBHH")  # thread id, exec time, db length, error, status length
+_UINT64 = struct.Struct("<Q")
+_MARIADB_GTID = struct.Struct("<QIB")  # sequence number, domain id, flags
+_GTID_LIST_ENTRY = struct.Struct("<IIQ")  # domain id, server id, sequence number
+# Format description: binlog version (2), server version (50), create time (4),
+# header length (1), then one post-header length per event type.
+_FDE_LENGTHS = 57
+
+# Bounds on per-connection caches: table ids change with DDL only, so these stay
+# tiny; the bound keeps a pathological stream (a table created per request) in check.
+_MAX_TABLES = 10_000
+
+
+def start_dump(connection: Any, *, server_id: int, position: Position, heartbeat: float) -> bool:
+    """Ask the server for its binlog from ``position`` as replica ``server_id``.
+
+    The same sequence mysql-replication sends (with ``is_mariadb=False``, so file/pos
+    works on both flavors and MariaDB still sends its GTID events): CRC32 checksums
+    announced when the server writes them, the heartbeat period (nanoseconds), MariaDB
+    slave capability 4 (GTID events, not dummies; MySQL ignores the variable), then
+    COM_BINLOG_DUMP. Returns whether events end with a 4-byte checksum.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'")
+        row = cursor.fetchone()
+        checksum = row is not None and str(row[1]).upper() != "NONE"
+        if checksum:
+            cursor.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+        cursor.execute("SET @master_heartbeat_period = %s", (int(heartbeat * 1_000_000_000),))
+        cursor.execute("SET @mariadb_slave_capability = 4")
+    name = position.file.encode()
+    # A packet header (3-byte length, sequence 0) then COM_BINLOG_DUMP: position,
+    # flags (0: block at the end of the binlog), server id, file name.
+    command = (
+        struct.pack("<IBIHI", len(name) + 11, COM_BINLOG_DUMP, position.pos, 0, server_id) + name
+    )
+    connection._write_bytes(command)
+    connection._next_seq_id = 1
+    return checksum
+
+
+def _lost() -> OperationalError:
+    return OperationalError(2013, "Lost connection to MySQL server during query")
+
+
+def gtid_text(sid: bytes, gno: int) -> str:
+    """A MySQL GTID as ``uuid:number``, the way mysql-replication spells it."""
+    h = sid.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}:{gno}"
+
+
+class _Table:
+    """A watched table's layout, as one TABLE_MAP described it."""
+
+    __slots__ = ("decoder", "name", "named", "ref")
+
+    def __init__(self, ref: TableRef, name: str, named: bool, decoder: RowsDecoder | None) -> None:
+        self.ref = ref
+        self.name = name
+        self.named = named
+        # None: mysql-replication decodes this layout (or it has no column names).
+        self.decoder = decoder
+
+
+class DumpReader:
+    """Reads one dump connection's events and yields the source items they complete.
+
+    Built per connection (table ids and post-header lengths belong to it); the
+    decoder cache and the set of fallbacks already logged are the source's, so
+    they outlive reconnects.
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        checksum: bool,
+        handler: EventHandler,
+        tables: WatchedTables,
+        database: str,
+        decoders: DecoderCache,
+        logged: set[tuple[str, str]],
+    ) -> None:
+        self._connection = connection
+        self._checksum = checksum
+        self._handler = handler
+        self._watched = tables
+        self._database = database.encode()
+        self._decoders = decoders
+        self._logged = logged
+        self._post_header = dict(_DEFAULT_POST_HEADER)
+        self._mariadb = False
+        self._server_version = ""
+        # table id -> layout (None: not watched); TABLE_MAP bytes -> layout.
+        self._tables: dict[int, _Table | None] = {}
+        self._layouts: dict[bytes, _Table] = {}
+        self._map_packets: dict[int, bytes] = {}
+        self._library: LibraryRows | None = None
+        # time.monotonic() of the last packet read: the source's stall watchdog reads it.
+        self.last_packet = monotonic()
+
+    def items(self) -> Iterator[SourceItem]:
+        """The stream's source items; returns when the server ends the stream."""
+        connection = self._connection
+        handler = self._handler
+        tables = self._tables
+        unpack_header = _HEADER.unpack_from
+        tail = 4 if self._checksum else 0
+        while True:
+            # A packet: 3-byte length, sequence number, payload. Read here rather
+            # than through PyMySQL's _read_packet (a third of the reading time);
+            # the rare cases (short reads, >16 MiB, errors) go to _complete.
+            rfile = connection._rfile  # per packet: tests swap in a reader that resets
+            header = rfile.read(4)
+            length = int.from_bytes(header[:3], "little")
+            data: bytes = rfile.read(length)
+            if (
+                len(header) != 4
+                or len(data) != length
+                or not length
+                or length == 0xFFFFFF
+                or data[0]
+            ):
+                data = self._complete(header, data)
+                if data[0]:
+                    if data[0] == 0xFE and len(data) < 9:
+                        return  # EOF: the server ended the stream
+                    continue
+            self.last_packet = monotonic()
+            timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
+            end = len(data) - tail
+            if kind in _ROW_OPS:
+                table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
+                table = tables.get(table_id)
+                if table is not None:
+                    if table.decoder is None:
+                        yield from self._library_decoded(table, table_id, data)
+                    else:
+                        yield from self._rows(table, kind, data, end, timestamp)
+            elif kind == TABLE_MAP:
+                self._table_map(data, end)
+            elif kind in (XID, XA_PREPARE):
+                yield handler.commit(log_pos, timestamp)
+            elif kind == GTID:
+                (gno,) = _UINT64.unpack_from(data, _BODY + 17)
+                handler.gtid(gtid_text(data[_BODY + 1 : _BODY + 17], gno), timestamp)
+            elif kind == MARIADB_GTID:
+                sequence, domain, flags = _MARIADB_GTID.unpack_from(data, _BODY)
+                handler.mariadb_gtid(f"{domain}-{server_id}-{sequence}", flags, timestamp)
+            elif kind == QUERY:
+                yield from self._query(data, end, timestamp, log_pos)
+            elif kind == HEARTBEAT:
+                yield from handler.heartbeat(data[_BODY:end].decode(), log_pos)
+            elif kind == ROTATE:
+                (pos,) = _UINT64.unpack_from(data, _BODY)
+                # Table ids are only unique while the server runs; a new file may
+                # follow a restart.
+                tables.clear()
+                self._map_packets.clear()
+                handler.rotate(data[_BODY + 8 : end].decode(), pos)
+            elif kind == MARIADB_GTID_LIST:
+                handler.gtid_list(self._gtid_list(data, end))
+            elif kind == FORMAT_DESCRIPTION:
+                self._format_description(data, end)
+            elif kind == PARTIAL_UPDATE_ROWS:
+                table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
+                table = tables.get(table_id)
+                if table is not None:
+                    self._log_fallback(table.name, "partial JSON update rows events")
+                    yield from self._library_decoded(table, table_id, data)
+            else:
+                yield from handler.unknown(kind, timestamp)
+
+    def _complete(self, header: bytes, data: bytes) -> bytes:
+        """A packet the fast path of ``items`` could not take as read: a short read
+        (the connection closed), an event split over several packets (16 MiB and
+        more), or a packet that is not an event (error, EOF)."""
+        if len(header) != 4 or not data or len(data) != int.from_bytes(header[:3], "little"):
+            raise _lost()
+        length = len(data)
+        while length == 0xFFFFFF:
+            header = self._connection._rfile.read(4)
+            if len(header) != 4:
+                raise _lost()
+            length = int.from_bytes(header[:3], "little")
+            more = self._connection._rfile.read(length)
+            if len(more) != length:
+                raise _lost()
+            data += more
+        if data[0] == 0xFF:
+            # The server's error (position purged, replica id taken...), raised as
+            # PyMySQL raises it, so the source tells them apart as before.
+            MysqlPacket(data, "utf8mb4").raise_for_error()
+        return data
+
+    # -- events ----------------------------------------------------------
+
+    def _rows(
+        self, table: _Table, kind: int, data: bytes, end: int, timestamp: int
+    ) -> Iterator[SourceItem]:
+        assert table.decoder is not None
+        try:
+            pairs = table.decoder.rows(kind, data, self._post_header[kind], start=_BODY, end=end)
+        except PartialRowImage:
+            raise partial_images(table.name) from None
+        yield from self._handler.changes(table.ref, _ROW_OPS[kind], pairs, timestamp)
+
+    def _library_decoded(self, table: _Table, table_id: int, data: bytes) -> Iterator[SourceItem]:
+        """A row event decoded by mysql-replication from the packet: the handler
+        then checks and places it as it does on the library reader."""
+        if not table.named:
+            raise unnamed_columns(table.name)
+        library = self._library_rows()
+        library.table_map(self._map_packets[table_id])
+        event = library.rows(data)
+        if event is not None:
+            yield from self._handler.handle(event)
+
+    def _table_map(self, data: bytes, end: int) -> None:
+        post_header = self._post_header[TABLE_MAP]
+        # Post-header: table id (6 bytes; 4 before MySQL 5.1.4), flags (2). Payload:
+        # schema length, schema, NUL, table length, table, NUL, then the layout.
+        table_id = int.from_bytes(data[_BODY : _BODY + (4 if post_header == 6 else 6)], "little")
+        at = _BODY + post_header
+        schema = data[at + 1 : at + 1 + data[at]]
+        at += 2 + data[at]
+        name = data[at + 1 : at + 1 + data[at]].decode("utf-8", "replace")
+        tables = self._tables
+        if len(tables) >= _MAX_TABLES:
+            tables.clear()
+            self._map_packets.clear()
+        ref = self._watched.ref(name) if schema == self._database else None
+        if ref is None:
+            tables[table_id] = None
+            return
+        key = data[_BODY:end]
+        table = self._layouts.get(key)
+        if table is None:
+            table = self._layout(ref, name, data, end)
+            if len(self._layouts) >= _MAX_TABLES:
+                self._layouts.clear()
+            self._layouts[key] = table
+        tables[table_id] = table
+        # Kept for mysql-replication, should a row event of this table need it.
+        self._map_packets[table_id] = data
+
+    def _layout(self, ref: TableRef, name: str, data: bytes, end: int) -> _Table:
+        table_map = parse_table_map(
+            data, self._post_header[TABLE_MAP], mariadb=self._mariadb, start=_BODY, end=end
+        )
+        if table_map.column_names is None:
+            return _Table(ref, name, named=False, decoder=None)
+        try:
+            decoder = self._decoders.get(table_map, keep=None)
+        except Unsupported as exc:
+            self._log_fallback(name, str(exc))
+            return _Table(ref, name, named=True, decoder=None)
+        return _Table(ref, name, named=True, decoder=decoder)
+
+    def _query(self, data: bytes, end: int, timestamp: int, log_pos: int) -> Iterator[SourceItem]:
+        # Post-header: thread id, execution time, schema length, error code, status
+        # variables length. The status variables are skipped whole: wpcdc needs the
+        # thread id, the schema and the SQL, not the session settings (MySQL 9
+        # writes variables older readers do not know).
+        thread_id, _exec, schema_length, _error, status_length = _QUERY_HEADER.unpack_from(
+            data, _BODY
+        )
+        at = _BODY + self._post_header[QUERY] + status_length
+        schema = data[at : at + schema_length]
+        query = data[at + schema_length + 1 : end].decode("utf-8", "backslashreplace")
+        return self._handler.query(query, schema, thread_id, timestamp, log_pos)
+
+    def _gtid_list(self, data: bytes, end: int) -> str:
+        (count,) = struct.unpack_from("<I", data, _BODY)
+        count &= 0x0FFFFFFF  # the top 4 bits are flags
+        gtids = []
+        for i in range(count):
+            domain, server, sequence = _GTID_LIST_ENTRY.unpack_from(data, _BODY + 4 + 16 * i)
+            gtids.append(f"{domain}-{server}-{sequence}")
+        return ",".join(gtids)
+
+    def _format_description(self, data: bytes, end: int) -> None:
+        version = data[_BODY + 2 : _BODY + 52].rstrip(b"\0").decode("ascii", "replace")
+        self._server_version = version
+        self._mariadb = "mariadb" in version.lower()
+        # What follows the lengths is the checksum algorithm byte (and, with checksums
+        # off, 4 unused bytes): extra entries past the known types are never read.
+        lengths = data[_BODY + _FDE_LENGTHS : end]
+        for kind in range(1, len(lengths) + 1):
+            self._post_header[kind] = lengths[kind - 1]
+        self._library = None  # a new layout of post-headers: rebuild on demand
+
+    # -- mysql-replication for what the decoder cannot ---------------------
+
+    def _library_rows(self) -> LibraryRows:
+        if self._library is None:
+            lengths = tuple(self._post_header.get(k, 0) for k in range(1, 256))
+            self._library = LibraryRows(
+                checksum=self._checksum,
+                server_version=self._server_version,
+                mariadb=self._mariadb,
+                post_header_lengths=lengths,
+            )
+        return self._library
+
+    def _log_fallback(self, table: str, reason: str) -> None:
+        if (table, reason) not in self._logged:
+            self._logged.add((table, reason))
+            logger.warning(
+                "the fast binlog reader cannot decode %s (%s); mysql-replication decodes "
+                "its row events instead",
+                table,
+                reason,
+            )
