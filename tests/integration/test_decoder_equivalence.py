@@ -23,7 +23,8 @@ from pymysqlreplication import BinLogStreamReader
 
 from tests.support.binlog_bytes import RawEvent, read_events
 from tests.support.infra import MysqlEndpoint
-from wpcdc.core.binlog_rows import ROWS_EVENT_TYPES, DecoderCache, RowChange, Unsupported
+from wpcdc.core.binlog_rows import ROWS_EVENT_TYPES, DecoderCache, RowChange
+from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.table_map import parse_table_map, rows_table_id
 from wpcdc.mysql.library import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 

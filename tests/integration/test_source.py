@@ -18,7 +18,8 @@ from pydantic import SecretStr
 from tests.support.infra import Flavor, MysqlEndpoint, ServerFactory, SharedServers
 from tests.support.streaming import eventually
 from wpcdc.config.settings import MysqlSettings
-from wpcdc.core.binlog_rows import DecoderCache, Unsupported
+from wpcdc.core.binlog_rows import DecoderCache
+from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.errors import PositionLost, PreflightFailed, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, RowChange, SourceItem, TableKind, TableRef, TransactionPart

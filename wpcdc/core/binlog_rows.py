@@ -1,41 +1,36 @@
-"""ROWS events decoded by a function generated per table layout, without the library.
+"""ROWS events decoded without the library: the events, their row images, the decoders.
 
 This module owns turning the bytes of WRITE/UPDATE/DELETE ROWS events (v1,
 MariaDB; v2, MySQL) into row images: ``dict`` column name -> value, the values
 mysql-replication gives after :mod:`wpcdc.mysql.library`'s patches (the
 reference, compared on real servers by tests/integration/test_decoder_equivalence.py).
+It reads an event's header, column count and present-column bitmaps, pairs
+the images of an UPDATE, refuses partial row images, and keeps the decoders
+by layout (:class:`DecoderCache`: a server renumbers table ids, not layouts).
 
-Why generated code: per-column decoding through the library's packet wrapper
-was half of wpcdc's reading time (issue 8). For each layout
-(:class:`~wpcdc.core.table_map.TableMap`) a :class:`RowsDecoder` compiles one
-Python function that reads a row image straight from the event's bytes: one
-``struct.unpack_from`` per run of fixed-width columns, length-prefixed strings
-sliced in place, a path for rows without NULLs that checks no null bits, and
-caches for the temporal values WordPress repeats in every row (DATETIME2 bytes
-to ``datetime``). Columns outside ``keep`` are stepped over, not decoded. A
-column's bytes become its value in :mod:`wpcdc.core.binlog_values` (JSON in
-:mod:`wpcdc.core.binlog_json`); this module owns the events, the layout of row
-images and the code generation.
+For each layout (:class:`~wpcdc.core.table_map.TableMap`) a :class:`RowsDecoder`
+makes one plan per column (:mod:`wpcdc.core.column_plans`: a column's bytes
+become its value in :mod:`wpcdc.core.binlog_values`, JSON in
+:mod:`wpcdc.core.binlog_json`) and compiles from them one Python function that
+reads a full row image (:mod:`wpcdc.core.rows_codegen`, issue 8: why generated).
 
 A plain interpreter (:meth:`RowsDecoder.interpreted_rows`) reads the same bytes
 column by column: it is the fallback for partial row images and the oracle the
-generated code is tested against. A layout with a type this module cannot
-decode raises :class:`Unsupported` when its decoder is built, so the reader
-decodes that table with the library instead. Pure: no I/O.
+generated code is tested against. A layout with a type the fast decoder cannot
+decode raises :class:`~wpcdc.core.column_plans.Unsupported` when its decoder is
+built, so the reader decodes that table with the library instead. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import codecs
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wpcdc.core import binlog_values as values
-from wpcdc.core import table_map as t
-from wpcdc.core.binlog_json import json_value
-from wpcdc.core.table_map import ColumnInfo, TableMap
+from wpcdc.core.column_plans import ColumnPlan, Unsupported
+from wpcdc.core.rows_codegen import compile_image
+from wpcdc.core.table_map import TableMap
 
 RowImage = dict[str, Any]
 RowChange = tuple[RowImage | None, RowImage | None]
@@ -59,17 +54,6 @@ _SHAPES = {
     DELETE_ROWS_V2: (True, _DELETE),
 }
 
-# A value cache is emptied when it reaches this size (a bulk job's timestamps
-# rarely repeat): at most ~100 KB per cache.
-_CACHE_LIMIT = 1024
-# Temporal columns of one type and precision share a cache: WordPress writes the
-# same instant in post_date and post_modified (and their _gmt twins).
-_SHARED_CACHE_TYPES = frozenset({t.DATETIME2, t.TIMESTAMP2, t.TIME2, t.DATE, t.DATETIME, t.TIME})
-
-
-class Unsupported(ValueError):
-    """This layout (or event) cannot be decoded here; the library can."""
-
 
 class PartialRowImage(ValueError):
     """A row image without some columns (``binlog_row_image`` is not FULL)."""
@@ -80,115 +64,6 @@ class PartialRowImage(ValueError):
             f"rows event of {table} lacks columns {', '.join(missing)}: "
             "binlog_row_image must be FULL"
         )
-
-
-# --- the per-column plan both paths follow ---
-
-# Integers read by struct directly: (signed code, unsigned code).
-_INT_CODES = {t.TINY: ("b", "B"), t.SHORT: ("h", "H"), t.LONG: ("i", "I"), t.LONGLONG: ("q", "Q")}
-
-
-class _Plan:
-    """How one column is read: a struct code (``code``, with ``convert`` applied
-    to its bytes when not None), or a length prefix of ``length_size`` bytes and
-    ``decode`` for the sliced value."""
-
-    __slots__ = ("cacheable", "code", "column", "convert", "decode", "length_size", "name", "width")
-
-    def __init__(self, column: ColumnInfo, name: str) -> None:
-        self.column = column
-        self.name = name
-        self.code = ""
-        self.width = 0
-        self.convert: Callable[[bytes], Any] | None = None
-        self.cacheable = True
-        self.length_size = 0
-        self.decode: Callable[[bytes], Any] | None = None
-        kind = column.type
-        if kind in _INT_CODES:
-            self.code = _INT_CODES[kind][column.unsigned]
-            self.width = struct.calcsize("<" + self.code)
-        elif kind == t.INT24:
-            self.code = "HB" if column.unsigned else "Hb"
-            self.width = 3
-        elif kind == t.FLOAT:
-            self.code, self.width = "f", 4
-        elif kind == t.DOUBLE:
-            self.code, self.width = "d", 8
-        elif kind == t.YEAR:
-            self.code, self.width = "B", 1
-        elif kind in (t.VARCHAR, t.STRING):
-            self.length_size = 2 if column.max_length > 255 else 1
-            self.decode = values.for_text(column.encoding)
-        elif kind == t.BLOB:
-            self.length_size = column.length_size
-            self.decode = values.for_text(column.encoding)
-        elif kind == t.GEOMETRY:
-            self.length_size = column.length_size
-            self.decode = bytes
-        elif kind == t.JSON:
-            self.length_size = column.length_size
-            self.decode = json_value
-        else:
-            self.width, self.convert = self._converter(column)
-            self.cacheable = kind != t.SET  # a set is mutable
-            self.code = f"{self.width}s"
-        if self.length_size and not 1 <= self.length_size <= 4:
-            raise Unsupported(f"column {name} has a {self.length_size}-byte length")
-
-    @staticmethod
-    def _converter(column: ColumnInfo) -> tuple[int, Callable[[bytes], Any]]:
-        kind, fsp = column.type, column.fsp
-        if kind == t.DATETIME2:
-            return 5 + values.fsp_bytes(fsp), values.for_datetime2(fsp)
-        if kind == t.TIMESTAMP2:
-            return 4 + values.fsp_bytes(fsp), values.for_timestamp2(fsp)
-        if kind == t.TIME2:
-            return 3 + values.fsp_bytes(fsp), values.for_time2(fsp)
-        if kind == t.DATE:
-            return 3, values.date_value
-        if kind == t.TIME:
-            return 3, values.time_value
-        if kind == t.DATETIME:
-            return 8, values.datetime_value
-        if kind == t.TIMESTAMP:
-            return 4, values.timestamp_value
-        if kind == t.NEWDECIMAL:
-            return values.decimal_size(column), values.for_decimal(column)
-        if kind == t.ENUM and column.size in (1, 2):
-            return column.size, values.for_enum(column)
-        if kind == t.SET and 1 <= column.size <= 8:
-            return column.size, values.for_set(column)
-        if kind == t.BIT:
-            return (column.bits + 7) // 8, values.for_bit(column)
-        raise Unsupported(
-            f"column {column.name or column.index} has type {column.type_name}, "
-            "which wpcdc's fast decoder does not read"
-        )
-
-    def read(self, buf: bytes, pos: int) -> tuple[Any, int]:
-        """The interpreter's read of this column at ``pos``."""
-        if self.length_size:
-            size = int.from_bytes(buf[pos : pos + self.length_size], "little")
-            pos += self.length_size
-            raw = buf[pos : pos + size]
-            assert self.decode is not None
-            return self.decode(raw), pos + size
-        raw = buf[pos : pos + self.width]
-        if len(raw) < self.width:
-            raise ValueError("rows event truncated")
-        if self.convert is not None:
-            return self.convert(raw), pos + self.width
-        kind = self.column.type
-        value = struct.unpack("<" + self.code, raw)
-        if kind == t.INT24:
-            return value[0] + (value[1] << 16), pos + 3
-        if kind == t.YEAR:
-            return value[0] + 1900, pos + 1
-        return value[0], pos + self.width
-
-
-# --- the decoder ---
 
 
 class RowsDecoder:
@@ -204,17 +79,14 @@ class RowsDecoder:
         self.column_count = len(table_map.columns)
         names = table_map.column_names or tuple(f"UNKNOWN_COL{i}" for i in range(self.column_count))
         try:
-            self._plans = [_Plan(c, names[c.index]) for c in table_map.columns]
+            self._plans = [ColumnPlan(c, names[c.index]) for c in table_map.columns]
         except Unsupported as error:
             raise Unsupported(f"table {self.table}: {error}") from None
         self._names = names
         self._keep = tuple(keep is None or name in keep for name in names)
         self._full = _full_bitmap(self.column_count)
         self._bitmap_size = len(self._full)
-        self.source = _generate(self._plans, self._keep)
-        namespace = _namespace(self._plans)
-        exec(compile(self.source, f"<rows decoder {self.table}>", "exec"), namespace)
-        self._image: Callable[[bytes, int], tuple[RowImage, int]] = namespace["image"]
+        self.source, self._image = compile_image(self._plans, self._keep, self.table)
 
     def rows(
         self,
@@ -414,8 +286,9 @@ class DecoderCache:
         )
 
     def get(self, table_map: TableMap, keep: frozenset[str] | None = None) -> RowsDecoder:
-        """The decoder of this layout; raises :class:`Unsupported` (each time:
-        the caller logs it once) when the layout cannot be decoded here."""
+        """The decoder of this layout; raises
+        :class:`~wpcdc.core.column_plans.Unsupported` (each time: the caller
+        logs it once) when the layout cannot be decoded here."""
         key = (table_map.layout, keep)
         decoder = self._decoders.get(key)
         if decoder is None:
@@ -426,176 +299,3 @@ class DecoderCache:
         else:
             self._decoders.move_to_end(key)
         return decoder
-
-
-# --- code generation ---
-
-
-def _namespace(plans: list[_Plan]) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"LIMIT": _CACHE_LIMIT, "from_bytes": int.from_bytes}
-    shared: dict[tuple[int, int], dict[bytes, Any]] = {}
-    for i, plan in enumerate(plans):
-        namespace[f"conv{i}"] = plan.convert
-        kind = plan.column.type
-        if kind in _SHARED_CACHE_TYPES:
-            namespace[f"cache{i}"] = shared.setdefault((kind, plan.column.fsp), {})
-        else:
-            namespace[f"cache{i}"] = {}
-        namespace[f"dec{i}"] = plan.decode
-    namespace["U2"] = struct.Struct("<H").unpack_from
-    namespace["U4"] = struct.Struct("<I").unpack_from
-    namespace["DECODE_ERROR"] = UnicodeDecodeError
-    namespace["charmap"] = codecs.charmap_decode
-    namespace["LATIN1"] = values.LATIN1
-    return namespace
-
-
-def _generate(plans: list[_Plan], keep: tuple[bool, ...]) -> str:
-    """Python source of ``image(buf, pos) -> (row image, pos after it)`` for a
-    full row image: the null bitmap, then a path for rows without NULLs and one
-    that checks every column's null bit. (Not only the columns the table map
-    calls nullable: the library reads every bit, and so does this.)"""
-    # Nothing from the binlog enters the source but numbers and repr() literals
-    # (column names are the dict keys): a column named like code stays a string.
-    structs: dict[str, str] = {}
-    null_bytes = (len(plans) + 7) // 8
-    single = null_bytes == 1
-    lines = ["def image(buf, pos):"]
-    if single:
-        lines += ["    nulls = buf[pos]", "    pos += 1", "    if not nulls:"]
-    else:
-        lines += [
-            f"    nulls = buf[pos:pos + {null_bytes}]",
-            f"    pos += {null_bytes}",
-            f"    if nulls == {bytes(null_bytes)!r}:",
-        ]
-    result = "{" + ", ".join(f"{p.name!r}: v{i}" for i, p in enumerate(plans) if keep[i]) + "}"
-    lines += _emit(plans, keep, False, single, structs, "        ")
-    lines.append(f"        return {result}, pos")
-    lines += _emit(plans, keep, True, single, structs, "    ")
-    lines.append(f"    return {result}, pos")
-    header = [
-        f"{name} = __import__('struct').Struct({fmt!r}).unpack_from"
-        for fmt, name in structs.items()
-    ]
-    return "\n".join(header + lines) + "\n"
-
-
-def _emit(
-    plans: list[_Plan],
-    keep: tuple[bool, ...],
-    checked: bool,
-    single: bool,
-    structs: dict[str, str],
-    indent: str,
-) -> list[str]:
-    lines: list[str] = []
-    run: list[int] = []
-
-    def flush(indent: str) -> None:
-        if not run:
-            return
-        codes, targets, after = "<", [], []
-        for i in run:
-            plan = plans[i]
-            if not keep[i]:
-                codes += f"{plan.width}x"
-                continue
-            codes += plan.code
-            if plan.column.type == t.INT24:
-                targets += [f"a{i}", f"b{i}"]
-                after.append(f"v{i} = a{i} + (b{i} << 16)")
-            elif plan.convert is not None:
-                targets.append(f"r{i}")
-                after += _converted(i, plan)
-            else:
-                targets.append(f"v{i}")
-                if plan.column.type == t.YEAR:
-                    after.append(f"v{i} += 1900")
-        width = sum(plans[i].width for i in run)
-        if targets:
-            name = structs.setdefault(codes, f"S{len(structs)}")
-            lines.append(f"{indent}({', '.join(targets)},) = {name}(buf, pos)")
-        lines.append(f"{indent}pos += {width}")
-        lines.extend(indent + line for line in after)
-        run.clear()
-
-    for i, plan in enumerate(plans):
-        if checked:
-            flush(indent)
-            bit = f"nulls & {1 << i}" if single else f"nulls[{i >> 3}] & {1 << (i & 7)}"
-            lines.append(f"{indent}if {bit}:")
-            lines.append(f"{indent}    v{i} = None")
-            lines.append(f"{indent}else:")
-            if plan.length_size:
-                lines += [indent + "    " + line for line in _string(i, plan, keep[i])]
-            else:
-                run.append(i)
-                flush(indent + "    ")
-        elif plan.length_size:
-            flush(indent)
-            lines += [indent + line for line in _string(i, plan, keep[i])]
-        else:
-            run.append(i)
-    flush(indent)
-    return lines
-
-
-def _converted(i: int, plan: _Plan) -> list[str]:
-    if not plan.cacheable:
-        return [f"v{i} = conv{i}(r{i})"]
-    # A hit is a plain subscript; a miss pays for the exception and the conversion.
-    return [
-        "try:",
-        f"    v{i} = cache{i}[r{i}]",
-        "except KeyError:",
-        f"    v{i} = conv{i}(r{i})",
-        f"    if len(cache{i}) >= LIMIT:",
-        f"        cache{i}.clear()",
-        f"    cache{i}[r{i}] = v{i}",
-    ]
-
-
-def _string(i: int, plan: _Plan, keep: bool) -> list[str]:
-    size = plan.length_size
-    if size == 1:
-        lines = ["n = buf[pos]"]
-    elif size == 3:
-        lines = ["n = from_bytes(buf[pos:pos + 3], 'little')"]
-    else:
-        lines = [f"(n,) = U{size}(buf, pos)"]
-    # One addition moves past the length and the value, which is then sliced
-    # back from the new position.
-    lines.append(f"pos += {size} + n")
-    if not keep:
-        return lines
-    lines.append(f"r{i} = buf[pos - n:pos]")
-    decode = plan.decode
-    if decode is bytes:
-        return [*lines, f"v{i} = r{i}"]
-    if plan.column.type == t.JSON:
-        return [*lines, f"v{i} = dec{i}(r{i})"]
-    encoding = plan.column.encoding or "utf-8"
-    if encoding == "cp1252":
-        text = [f"v{i} = charmap(r{i}, 'strict', LATIN1)[0]"]
-    else:
-        text = [
-            "try:",
-            # No argument: bytes.decode's own UTF-8 path, without a codec lookup.
-            f"    v{i} = r{i}.decode()"
-            if encoding in ("utf8", "utf-8")
-            else f"    v{i} = r{i}.decode({encoding!r})",
-            "except DECODE_ERROR:",
-            f"    v{i} = r{i}",
-        ]
-    # Empty text is common in WordPress rows (excerpt, password, to_ping, ...):
-    # every codec decodes no bytes to "".
-    head, slice_line = lines[:-1], lines[-1]
-    return [
-        *head,
-        "if n:",
-        f"    {slice_line}",
-        *("    " + line for line in text),
-        "else:",
-        f"    v{i} = ''",
-    ]

@@ -41,7 +41,8 @@ from typing import Any
 from pymysql.err import OperationalError
 from pymysql.protocol import MysqlPacket
 
-from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder, Unsupported
+from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
+from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Op, SourceItem, TableRef
 from wpcdc.core.table_map import parse_table_map, rows_table_id

@@ -31,8 +31,8 @@ from wpcdc.core.binlog_rows import (
     DecoderCache,
     PartialRowImage,
     RowsDecoder,
-    Unsupported,
 )
+from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.table_map import parse_table_map, rows_table_id
 
 BIGINT_U = Col("ID", 8, unsigned=True)

@@ -22,7 +22,8 @@ from tests.support.binlog_bytes import (
 )
 from wpcdc.core.assembly import TransactionAssembler
 from wpcdc.core.backoff import Backoff
-from wpcdc.core.binlog_rows import DecoderCache, Unsupported
+from wpcdc.core.binlog_rows import DecoderCache
+from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart
