@@ -19,7 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.support.infra import KafkaEndpoint
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import BrokerUnavailable, DeliveryFailed, PreflightFailed
-from wpcdc.kafka.sink import KafkaSink, RecordTooLarge
+from wpcdc.kafka.record_limits import RecordTooLarge
+from wpcdc.kafka.sink import KafkaSink
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.ports import free_port
 

@@ -18,7 +18,8 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import DeliveryFailed
-from wpcdc.kafka.sink import KafkaSink, partition_for
+from wpcdc.kafka.batches import partition_for
+from wpcdc.kafka.sink import KafkaSink
 
 
 class BatchingProducer:

@@ -12,7 +12,8 @@ import pytest
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import EXIT_PREFLIGHT, TopicLost
 from wpcdc.core.offsets import AcknowledgedOffsets
-from wpcdc.kafka.sink import KafkaSink, _Batch
+from wpcdc.kafka.batches import Batch as _Batch
+from wpcdc.kafka.sink import KafkaSink
 
 
 def settle(sink: KafkaSink, partition: int, offset: int, records: int = 1) -> asyncio.Future[None]:
