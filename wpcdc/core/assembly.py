@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from wpcdc.core.errors import WpcdcError
 from wpcdc.core.gtid import GtidState
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Op, Row, RowChange, TableRef, Transaction, TransactionPart
+from wpcdc.core.rows import (
+    KEEP_COLUMNS,
+    Op,
+    Row,
+    RowChange,
+    TableRef,
+    Transaction,
+    TransactionPart,
+    site_row,
+)
+
+_SITE_KINDS = frozenset(KEEP_COLUMNS)
 
 logger = logging.getLogger("wpcdc.source")
 
@@ -150,6 +161,12 @@ class TransactionAssembler:
         self, table: TableRef, op: Op, before: Row | None, after: Row | None, timestamp: int
     ) -> TransactionPart | None:
         """A row change on a watched table; returns a part when the buffer is full."""
+        if table.kind in _SITE_KINDS:
+            # Options and users: keep only the watched options and allowed columns;
+            # a transient write ends here, before it is counted or built into anything.
+            before, after = site_row(table.kind, before), site_row(table.kind, after)
+            if before is None and after is None:
+                return None
         current = self._open
         if current is None:
             # Rows with no transaction: the start position was inside one.

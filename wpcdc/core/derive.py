@@ -35,17 +35,19 @@ from wpcdc.core.events import (
     PostData,
     TaxonomyData,
 )
+from wpcdc.core.links import annotate
 from wpcdc.core.rows import Row
 
 if TYPE_CHECKING:
     from wpcdc.core.fold import FoldConfig, _Group
+    from wpcdc.core.mirror import Mirror
 
 # The status WordPress gives a post it creates when the editor opens; it is not
 # reported until it becomes something else, unless FoldConfig.emit_auto_drafts.
 AUTO_DRAFT: Final = "auto-draft"
 
 
-def derive(group: _Group, config: FoldConfig) -> list[Event]:
+def derive(group: _Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
     """The events of a closed group, in ordinal order: the post event 0, meta 1,
     taxonomy 2 (none for a group that only concerns an unreported auto-draft)."""
     datas: list[tuple[str, PostData | MetaData | TaxonomyData]] = []
@@ -74,6 +76,8 @@ def derive(group: _Group, config: FoldConfig) -> list[Event]:
                     TaxonomyData(group.blog_id, group.post_id, post_type, added, removed),
                 )
             )
+    if mirror is not None and datas:
+        annotate(datas, group, mirror)  # links and cache tags (wpcdc.core.links)
     origin = Origin(
         file=group.origin.file,
         pos=group.origin.pos,

@@ -75,6 +75,38 @@ class Post:
 
 
 @dataclass(slots=True)
+class TermLink:
+    """A term and its archive URL (``get_term_link()``)."""
+
+    taxonomy: str
+    term_id: int
+    slug: str
+    link: str
+
+
+@dataclass(slots=True)
+class Links:
+    """The URLs a change concerns, as WordPress gives them to an anonymous visitor
+    (see wpcdc.core.permalinks): ``permalink`` is ``get_permalink()`` of the post
+    now (null when deleted, or for a type with no public URL: revisions, menu
+    items, blocks...); ``previous_permalink`` is the URL it had before the
+    change, when that differs (slug, parent, date or category changed, or it
+    left ``publish``: drafts have the plain ``?p=ID`` form); ``terms`` the
+    archives of the terms it has, ``terms_added``/``terms_removed`` those it
+    gained and lost; ``author`` the author's archive; ``home`` and
+    ``posts_page`` the site's (``get_post_type_archive_link('post')``)."""
+
+    permalink: str | None
+    previous_permalink: str | None = None
+    terms: list[TermLink] = field(default_factory=list)
+    terms_added: list[TermLink] = field(default_factory=list)
+    terms_removed: list[TermLink] = field(default_factory=list)
+    author: str | None = None
+    home: str | None = None
+    posts_page: str | None = None
+
+
+@dataclass(slots=True)
 class PostData:
     """Payload of every post event. ``post`` is the row after the change (before
     it, for ``post_deleted``); ``changed`` names the fields that differ and
@@ -89,6 +121,9 @@ class PostData:
     previous_status: str | None = None
     # Fields left out to fit the broker's size limit (see README, oversize events).
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    # What a cache should purge, as tags (see README, "Cache tags").
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -116,6 +151,7 @@ class MetaData:
     post_type: str | None
     changes: list[MetaChange]
     omitted: list[str] = field(default_factory=list)
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -140,6 +176,8 @@ class TaxonomyData:
     added: list[TermRef]
     removed: list[TermRef]
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -169,6 +207,8 @@ class SnapshotData:
     terms: list[TermRef]
     reason: Literal["initial", "requested"] = "initial"
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
 
 
 EventData = PostData | MetaData | TaxonomyData | SnapshotData

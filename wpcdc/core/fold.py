@@ -165,6 +165,11 @@ class Folder:
         self.fed: Coordinate | None = None
 
     @property
+    def mirror(self) -> Mirror:
+        """The mirror the fold keeps current (re-snapshots read links from it)."""
+        return self._mirror
+
+    @property
     def open_groups(self) -> int:
         return len(self._open)
 
@@ -470,7 +475,7 @@ class Folder:
             post_id=group.post_id,
             origin=group.origin,
             last=group.last,
-            events=derive(group, self._config),
+            events=derive(group, self._config, self._mirror),
             first=group.first,
             first_timestamp=group.first_timestamp,
         )

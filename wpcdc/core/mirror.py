@@ -9,7 +9,8 @@
 
 It is loaded once at start (a snapshot of the tables) and then kept current by
 the stream itself, so a change is resolved as of its binlog position rather
-than by a live query. Pure: no I/O; the loader lives with the adapters.
+than by a live query. ``site`` holds what links need beyond that (options,
+slugs, users: wpcdc.core.site). Pure: no I/O; the loader lives with the adapters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from wpcdc.core.rows import Op, RowChange, TableKind
+from wpcdc.core.site import SiteState
 
 
 class PostInfo(NamedTuple):
@@ -47,6 +49,7 @@ class BlogMirror:
 class Mirror:
     def __init__(self) -> None:
         self._blogs: dict[int, BlogMirror] = {}
+        self.site = SiteState()
 
     def blog(self, blog_id: int) -> BlogMirror:
         mirror = self._blogs.get(blog_id)
@@ -75,6 +78,7 @@ class Mirror:
 
     def apply(self, change: RowChange) -> None:
         """Update the mirror with one row change (any watched table)."""
+        self.site.apply(change)
         blog = self.blog(change.table.blog_id)
         kind = change.table.kind
         row = change.image
