@@ -207,3 +207,48 @@ def test_links_equal_wordpress(structure: str, wp_stack: WordPressStack) -> None
         else:
             assert not previous, f"{structure}: {what}"
     assert wp_stack.streamer.stop() == 0
+
+
+MULTISITE_ORACLE = """
+switch_to_blog(2);
+wp_set_current_user(0);
+$post = get_post($args);
+$terms = [];
+foreach (wp_get_object_terms($args, ['category', 'post_tag']) as $term) {
+    $terms[$term->term_id] = get_term_link($term);
+}
+$out = ['permalink' => get_permalink($args), 'terms' => (object) $terms,
+    'author' => get_author_posts_url((int) $post->post_author), 'home' => home_url('/'),
+    'posts_page' => get_post_type_archive_link('post')];
+restore_current_blog();
+return $out;
+"""
+
+
+def test_links_on_multisite_blog_two(wp_stack: WordPressStack) -> None:
+    site = wp_stack.wordpress.enable_multisite()
+    assert site.create_blog("two", "Blog two") == 2
+    site.php(
+        """switch_to_blog(2);
+        update_option('permalink_structure', '/%year%/%postname%/');
+        wp_insert_term('Sport', 'category');
+        restore_current_blog(); return 0;"""
+    )
+    wp_stack.streamer.start()
+    post_id = site.php(
+        """switch_to_blog(2);
+        $sport = get_term_by('slug', 'sport', 'category')->term_id;
+        $id = wp_insert_post(['post_title' => 'On blog two', 'post_status' => 'publish',
+            'post_category' => [$sport]], true);
+        restore_current_blog(); return $id;"""
+    )
+    wp_stack.wait_caught_up()
+    want = site.php(MULTISITE_ORACLE, post_id)
+    events = events_of(wp_stack.read_topic(), f"blog/2/post/{post_id}")
+    with_links = [e for e in events if e["data"].get("links") is not None]
+    assert with_links, [e["type"] for e in events]
+    for event in events:
+        assert f"post:2:{post_id}" in event["data"]["cache_tags"]
+    compare(with_links[-1]["data"]["links"], want, "multisite blog 2")
+    assert "/two/" in want["permalink"]
+    assert wp_stack.streamer.stop() == 0

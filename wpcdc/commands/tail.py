@@ -118,7 +118,20 @@ def summary(event: Mapping[str, Any]) -> str:
         omitted = data.get("omitted")
         if text and isinstance(omitted, list) and omitted:
             text += f"  [omitted: {', '.join(printable(str(o)) for o in omitted)}]"
+        if text:
+            text += _links(data.get("links"))
     return text or _excerpt(data)
+
+
+def _links(links: Any) -> str:
+    """The post's URL, and the one it moved from (README, "Links and cache tags")."""
+    if not isinstance(links, Mapping):
+        return ""
+    now, was = links.get("permalink"), links.get("previous_permalink")
+    text = f"  {printable(str(now))}" if now else ""
+    if was:
+        text += f" (was {printable(str(was))})"
+    return text
 
 
 def _summarize(kind: str, data: Mapping[str, Any]) -> str:
