@@ -256,3 +256,20 @@ def test_links_on_multisite_blog_two(wp_stack: WordPressStack) -> None:
     compare(with_links[-1]["data"]["links"], want, "multisite blog 2")
     assert "/two/" in want["permalink"]
     assert wp_stack.streamer.stop() == 0
+
+
+@pytest.mark.parametrize("structure", ["category", "archives"])
+def test_snapshot_links_equal_wordpress(structure: str, wp_stack: WordPressStack) -> None:
+    site = wp_stack.wordpress
+    permalinks, category_base, tag_base = STRUCTURES[structure]
+    site.php(SETUP, {"structure": permalinks, "category_base": category_base, "tag_base": tag_base})
+    done = wp_stack.wpcdc("snapshot", timeout=120, env=LINKS_ENV)
+    assert done.returncode == 0, done.stderr
+    snapshots = [r.event for r in wp_stack.read_topic() if r.event["type"] == "post_snapshot"]
+    ids = [int(e["data"]["post_id"]) for e in snapshots]
+    want = oracle(site, ids)
+    assert len(ids) >= 10
+    for event in snapshots:
+        post_id = int(event["data"]["post_id"])
+        compare(event["data"]["links"], want[post_id], f"{structure}: snapshot of {post_id}")
+        assert f"post:1:{post_id}" in event["data"]["cache_tags"]
