@@ -22,7 +22,11 @@ from tests.support.stack import WordPressStack
 from tests.support.streaming import events_of
 from wpcdc.local.wordpress import WordPressSite
 
-pytestmark = [pytest.mark.integration, pytest.mark.wordpress_releases("6.1", "7")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.flavors("mariadb", "mysql"),
+    pytest.mark.wordpress_releases("6.1", "7"),
+]
 
 # What the site's PHP registers (plugins and themes do this in real sites); wpcdc
 # is told the same through its [links] settings.
