@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from wpcdc.core.mirror import Mirror
 
 # Revisions have no URL and are most of wp_posts on many sites: not kept.
-_UNLINKED_TYPES = frozenset({"revision"})
+_UNLINKED_TYPES = frozenset({"revision", b"revision"})
+_POSTMETA = TableKind.POSTMETA
 
 
 class PostSlug(NamedTuple):
@@ -95,6 +96,8 @@ class SiteState:
 
     def apply(self, change: RowChange) -> None:
         kind = change.table.kind
+        if kind is _POSTMETA:
+            return  # most row changes: nothing links depend on
         row = change.image
         delete = change.op is Op.DELETE
         if kind is TableKind.POSTS:
@@ -102,10 +105,11 @@ class SiteState:
             post_id = int(row["ID"])
             if delete:
                 posts.pop(post_id, None)
-            elif as_text(row.get("post_type")) not in _UNLINKED_TYPES:
+            elif row.get("post_type") not in _UNLINKED_TYPES:
+                name, date = row.get("post_name"), row.get("post_date")
                 posts[post_id] = PostSlug(
-                    as_text(row.get("post_name")),
-                    as_date(row.get("post_date")),
+                    name if type(name) is str else as_text(name),
+                    date if type(date) is str and "T" not in date else as_date(date),
                     int(row.get("post_author") or 0),
                 )
         elif kind is TableKind.TERM_RELATIONSHIPS:
