@@ -10,6 +10,7 @@ re-snapshots and ``wpcdc verify`` all read through.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from wpcdc.core.mirror import Mirror
 from wpcdc.core.rows import KEEP_COLUMNS, WATCHED_OPTIONS, TableKind, classify_table
 from wpcdc.core.snapshot_events import PostBundle
 from wpcdc.mysql.connection import MysqlConnection, connect, quote
+from wpcdc.mysql.errors import TABLE_MISSING
 
 
 def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
@@ -74,18 +76,28 @@ def load_mirror(settings: MysqlSettings) -> Mirror:
     return mirror
 
 
+log = logging.getLogger("wpcdc.mirror")
+
+
 def load_site(conn: MysqlConnection, mirror: Mirror, blog: int, prefix: str) -> None:
     """What links need of one blog (wpcdc.core.site): the watched options, post slugs,
     dates and authors, term parents and term memberships."""
     site = mirror.site
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
         names = sorted(WATCHED_OPTIONS)
-        cursor.execute(
-            f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
-            f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
-            names,
-        )
-        site.load_options(blog, cursor)
+        try:
+            cursor.execute(
+                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
+                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
+                names,
+            )
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args[0] not in TABLE_MISSING:
+                raise
+            # Not a WordPress blog as WordPress makes them; its posts still stream.
+            log.warning("%soptions is missing: the links of blog %d lack a home URL", prefix, blog)
+        else:
+            site.load_options(blog, cursor)
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
         cursor.execute(
             "SELECT ID, post_name, CAST(post_date AS CHAR), post_author "
