@@ -146,6 +146,11 @@ STEPS: list[tuple[str, str, str]] = [
         "book",
     ),
     (
+        "trash a page",
+        "wp_trash_post($args['team']); return 0;",
+        "team",
+    ),
+    (
         "unpublish a post",
         "wp_update_post(['ID' => $args['post'], 'post_status' => 'draft']); return 0;",
         "post",
