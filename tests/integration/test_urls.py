@@ -282,3 +282,37 @@ def test_snapshot_links_equal_wordpress(structure: str, wp_stack: WordPressStack
         post_id = int(event["data"]["post_id"])
         compare(event["data"]["links"], want[post_id], f"{structure}: snapshot of {post_id}")
         assert f"post:1:{post_id}" in event["data"]["cache_tags"]
+
+
+def test_a_permalink_settings_change_is_one_site_event(wp_stack: WordPressStack) -> None:
+    site = wp_stack.wordpress
+    wp_stack.streamer.start()
+    site.php(
+        """
+        set_transient('wpcdc_noise', str_repeat('x', 1000), 60);
+        update_option('permalink_structure', '/%year%/%postname%/');
+        update_option('category_base', '/topics');
+        update_option('tag_base', '');
+        for ($i = 0; $i < 50; $i++) { set_transient("wpcdc_noise_$i", $i, 60); }
+        return 0;
+        """
+    )
+    wp_stack.wait_caught_up()
+    records = wp_stack.read_topic()
+    events = [r.event for r in records if r.event["type"] == "site_settings_changed"]
+    assert len(events) == 1, [r.event["type"] for r in records]
+    event = events[0]
+    assert event["subject"] == "site"
+    assert {r.key for r in records if r.event is event} == {b"1:0"}
+    data = event["data"]
+    assert data["changed"] == ["category_base", "permalink_structure"]
+    assert data["after"] == {
+        "category_base": "/topics",
+        "permalink_structure": "/%year%/%postname%/",
+    }
+    assert data["moves_all_urls"] is True
+    assert data["cache_tags"] == ["site:1"]
+    assert data["links"]["home"] == site.php("return home_url('/');")
+    # Transients made no event and no other record.
+    assert all(r.event["type"] == "site_settings_changed" for r in records)
+    assert wp_stack.streamer.stop() == 0

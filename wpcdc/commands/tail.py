@@ -152,6 +152,12 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
             for change in _list(data["changes"])
         ]
         return " ".join(changes) or "(no meta changed)"
+    if kind == "site_settings_changed":
+        after = data["after"]
+        return " ".join(
+            f"{printable(str(name))}={printable(str(after.get(name)))!s}"
+            for name in _list(data["changed"])
+        )
     if kind == "taxonomy_changed":
         added = [f"+{_term(term)}" for term in _list(data.get("added", []))]
         removed = [f"-{_term(term)}" for term in _list(data.get("removed", []))]

@@ -36,12 +36,16 @@ POST_EVENT_TYPES: Final[tuple[str, ...]] = PostEventType.__args__  # type: ignor
 META_EVENT: Final = "post_meta_changed"
 TAXONOMY_EVENT: Final = "taxonomy_changed"
 SNAPSHOT_EVENT: Final = "post_snapshot"
+SITE_EVENT: Final = "site_settings_changed"
 EVENT_TYPES: Final[tuple[str, ...]] = (
     *POST_EVENT_TYPES,
     META_EVENT,
     TAXONOMY_EVENT,
     SNAPSHOT_EVENT,
+    SITE_EVENT,
 )
+# The post id of a blog's own events (key "{blog_id}:0", subject "site").
+SITE_POST_ID: Final = 0
 
 
 @dataclass(slots=True)
@@ -211,7 +215,27 @@ class SnapshotData:
     cache_tags: list[str] = field(default_factory=list)
 
 
-EventData = PostData | MetaData | TaxonomyData | SnapshotData
+@dataclass(slots=True)
+class SiteData:
+    """A blog's URL settings changed (``{prefix}options``: home, siteurl,
+    permalink_structure, category_base, tag_base, show_on_front, page_on_front,
+    page_for_posts, default_category). ``changed`` names the options, ``before``
+    and ``after`` their values (null: absent). ``moves_all_urls``: an option
+    that every URL of the blog depends on changed (home, the permalink
+    structure, the category or tag base): purge the whole site. ``links``
+    holds the home and posts page after the change."""
+
+    blog_id: int
+    changed: list[str]
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    moves_all_urls: bool
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+
+
+EventData = PostData | MetaData | TaxonomyData | SnapshotData | SiteData
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +393,8 @@ def _omit_all(data: EventData) -> EventData:
         return replace(data, post=post, before={}, omitted=[*data.omitted, "post", "before"])
     if isinstance(data, MetaData):
         return replace(data, changes=[], omitted=[*data.omitted, "changes"])
+    if isinstance(data, SiteData):
+        return replace(data, before={}, after={}, omitted=[*data.omitted, "before", "after"])
     return replace(data, added=[], removed=[], omitted=[*data.omitted, "added", "removed"])
 
 

@@ -17,7 +17,7 @@ from tests.support.binlog_builder import (
 from tests.support.binlog_builder import term as term_row
 from tests.support.fold import fold_all
 from wpcdc.core.assembly import TransactionAssembler
-from wpcdc.core.events import PostData, TaxonomyData
+from wpcdc.core.events import PostData, SiteData, TaxonomyData, to_envelope
 from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Position
@@ -126,3 +126,34 @@ def test_a_renamed_post_carries_its_previous_permalink_and_stable_cache_tags() -
             "term:1:2",
         ]
     )
+
+
+def test_a_permalink_settings_save_is_one_site_event() -> None:
+    mirror = Mirror()
+    mirror.site.load_options(1, [("home", "http://a.test"), ("permalink_structure", "")])
+    log = Binlog()
+    structure = option("permalink_structure", "")
+    base = option("category_base", "")
+    assembler = TransactionAssembler(start=Position("binlog.000001", 4))
+    # What reaches the fold: the assembler has dropped the transient.
+    assembler.row(OPTIONS, Op.INSERT, None, option("_transient_doing_cron", "1"), 100)
+    assembler.row(OPTIONS, Op.UPDATE, structure, option("permalink_structure", "/%postname%/"), 100)
+    kept = assembler.commit(900, 100).changes
+    assert len(kept) == 1
+    parts = [
+        log.txn((TableKind.OPTIONS, Op.UPDATE, kept[0].before, kept[0].after)),
+        log.txn(update(TableKind.OPTIONS, base, option("category_base", "/topics"))),
+        # Saved again unchanged: not listed.
+        log.txn(update(TableKind.OPTIONS, option("tag_base", ""), option("tag_base", ""))),
+    ]
+    events = fold_all(Folder(config=FoldConfig(), mirror=mirror), parts)
+    assert [e.type for e in events] == ["site_settings_changed"]
+    event = events[0]
+    assert isinstance(event.data, SiteData)
+    assert (event.key, to_envelope(event, "s")["subject"]) == (b"1:0", "site")
+    assert event.data.changed == ["category_base", "permalink_structure"]
+    assert event.data.after == {"category_base": "/topics", "permalink_structure": "/%postname%/"}
+    assert event.data.before == {"category_base": "", "permalink_structure": ""}
+    assert event.data.moves_all_urls
+    assert event.data.cache_tags == ["site:1"]
+    assert event.data.links is not None and event.data.links.home == "http://a.test/"
