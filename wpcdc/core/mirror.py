@@ -78,9 +78,13 @@ class Mirror:
 
     def apply(self, change: RowChange) -> None:
         """Update the mirror with one row change (any watched table)."""
-        self.site.apply(change)
-        blog = self.blog(change.table.blog_id)
         kind = change.table.kind
+        if kind is TableKind.POSTMETA:
+            return  # most row changes: nothing the mirror keeps
+        self.site.apply(change)  # options, users, slugs, memberships (wpcdc.core.site)
+        if kind is TableKind.TERM_RELATIONSHIPS:
+            return  # only the site state keeps memberships
+        blog = self.blog(change.table.blog_id)
         row = change.image
         if kind is TableKind.POSTS:
             post_id = int(row["ID"])

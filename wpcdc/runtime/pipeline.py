@@ -35,7 +35,7 @@ from wpcdc.core.acks import AckTracker
 from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Idle, TransactionPart
+from wpcdc.core.rows import Idle, TableKind, TransactionPart
 from wpcdc.runtime.checkpointer import Checkpointer
 from wpcdc.runtime.handoff import Batch, Reader, Source
 from wpcdc.runtime.metrics import Metrics
@@ -169,22 +169,34 @@ class Pipeline:
 
     async def _consume(self, batch: Batch) -> None:
         metrics = self._metrics
+        folder, sender, resnapshots = self._folder, self._sender, self._resnapshots
+        # Counted per batch: a labelled counter costs about a microsecond per call.
+        rows: dict[TableKind, int] = {}
+        transactions = 0
+        last_commit: int | None = None
         for item, arrival in zip(batch.items, batch.arrivals, strict=True):
             if isinstance(item, TransactionPart):
                 if item.end is not None:
-                    metrics.transactions.inc()
-                    metrics.last_commit.set(item.transaction.timestamp)
+                    transactions += 1
+                    last_commit = item.transaction.timestamp
                 for change in item.changes:
-                    metrics.row_changes.labels(change.table.kind.value).inc()
-                closed = self._folder.feed(item, arrival)
+                    kind = change.table.kind
+                    rows[kind] = rows.get(kind, 0) + 1
+                closed = folder.feed(item, arrival)
             elif isinstance(item, Idle):
-                closed = self._folder.idle(item.position)
+                closed = folder.idle(item.position)
             else:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
-                await self._sender.send(group)
-            if self._resnapshots is not None and isinstance(item, TransactionPart) and item.changes:
-                await self._resnapshots.observe(item)
+                await sender.send(group)
+            if resnapshots is not None and isinstance(item, TransactionPart) and item.changes:
+                await resnapshots.observe(item)
+        if transactions:
+            metrics.transactions.inc(transactions)
+        if last_commit is not None:
+            metrics.last_commit.set(last_commit)
+        for kind, count in rows.items():
+            metrics.row_changes.labels(kind.value).inc(count)
 
     def _report(self) -> None:
         # The gauges are scraped every few seconds; finding the oldest open group
@@ -214,4 +226,5 @@ class Pipeline:
         """Wait (bounded) for what was sent, then save the checkpoint it allows."""
         await self._sender.flush(self._config.shutdown_timeout)
         self._checkpointer.save()
-        log.info("checkpoint saved at %s", self.checkpoint().position)
+        position = self.checkpoint().position
+        log.info("checkpoint saved at %s", position, extra={"position": str(position)})
