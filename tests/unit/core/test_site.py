@@ -157,3 +157,13 @@ def test_a_permalink_settings_save_is_one_site_event() -> None:
     assert event.data.moves_all_urls
     assert event.data.cache_tags == ["site:1"]
     assert event.data.links is not None and event.data.links.home == "http://a.test/"
+
+
+def test_a_blog_s_own_events_are_keyed_and_named_per_blog() -> None:
+    log = Binlog(blog_id=2)
+    home = option("home", "http://a.test/two")
+    part = log.txn(update(TableKind.OPTIONS, home, option("home", "http://b.test/two")))
+    events = fold_all(Folder(config=FoldConfig(), mirror=Mirror()), [part])
+    assert [(e.type, e.key) for e in events] == [("site_settings_changed", b"2:0")]
+    assert to_envelope(events[0], "s")["subject"] == "blog/2/site"
+    assert isinstance(events[0].data, SiteData) and events[0].data.cache_tags == ["site:2"]
