@@ -18,7 +18,7 @@ variant, ``--rounds`` times, interleaved so that machine noise hits all alike:
   i.e. every event was acknowledged.
 
 Each measurement runs in a fresh process (the script runs itself with
-``--variant``), so the peak RSS reported is that variant's own. The table shows
+``--variant``), so the peak RSS reported (VmHWM) is that variant's own. The table shows
 medians; "vs baseline" is the baseline's median time over the variant's for the
 same binlog range, i.e. the throughput ratio. Setup (connecting the producer,
 creating the topic, loading the mirror) is not timed.
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import logging
@@ -167,6 +168,13 @@ class Result:
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS in MiB: VmHWM, the high-water mark of its own memory.
+    Not ru_maxrss: after fork and exec, Linux carries the parent's high-water mark
+    into the child's ru_maxrss, so a child of a bigger parent would report the parent's."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
