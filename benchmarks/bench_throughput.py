@@ -372,6 +372,8 @@ class SaveResult:
     alone_ms: list[float] = field(default_factory=list)
     behind_ms: list[float] = field(default_factory=list)
     bulk_commit_s: list[float] = field(default_factory=list)
+    # From the bulk UPDATE's commit to the save's (PHP starting up, mostly).
+    gap_ms: list[float] = field(default_factory=list)
     rss_peak_mib: float | None = None
 
 
@@ -392,8 +394,9 @@ def prepare_bulk(server: MariaDBServer, tags: list[int], rows: int) -> None:
         )
 
 
-def bulk_update(server: MariaDBServer, round_number: int) -> float:
-    """One UPDATE rewriting every bulk meta row (one transaction); its duration."""
+def bulk_update(server: MariaDBServer, round_number: int) -> tuple[float, float]:
+    """One UPDATE rewriting every bulk meta row (one transaction): its duration and
+    when it returned (committed; ``time.time()``)."""
     letter = chr(ord("b") + round_number % 24)  # a new value each time: no row is unchanged
     began = time.perf_counter()
     with server.connect(DATABASE) as conn, conn.cursor() as cursor:
@@ -401,7 +404,7 @@ def bulk_update(server: MariaDBServer, round_number: int) -> float:
             f"UPDATE wp_postmeta SET meta_value = REPEAT('{letter}', 100) "
             f"WHERE meta_key = '{BULK_KEY}'"
         )
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.time()
 
 
 def streamer(
@@ -476,16 +479,19 @@ async def editor_save_behind_bulk(
                 )
                 result.alone_ms.append(1000 * (await watch.arrival(title, 60) - saved))
                 await asyncio.sleep(0.5)
-                result.bulk_commit_s.append(await asyncio.to_thread(bulk_update, server, n))
+                took, committed = await asyncio.to_thread(bulk_update, server, n)
+                result.bulk_commit_s.append(took)
                 title = f"behind bulk {n}"
                 saved = float(
                     await asyncio.to_thread(site.php, SAVE, {"id": post_id, "title": title})
                 )
                 arrived = await watch.arrival(title, args.save_timeout)
                 result.behind_ms.append(1000 * (arrived - saved))
+                result.gap_ms.append(1000 * (saved - committed))
                 print(
                     f"  save {n + 1}: alone {result.alone_ms[-1]:.0f} ms; behind the bulk UPDATE "
-                    f"(committed in {result.bulk_commit_s[-1]:.1f}s) {result.behind_ms[-1]:.0f} ms",
+                    f"(committed in {result.bulk_commit_s[-1]:.1f}s, the save "
+                    f"{result.gap_ms[-1]:.0f} ms later) {result.behind_ms[-1]:.0f} ms",
                     flush=True,
                 )
                 await asyncio.sleep(1.0)
@@ -517,24 +523,49 @@ def report_saves(args: argparse.Namespace, result: SaveResult) -> None:
             f"| {max(values):,.0f} |"
         )
     print(
-        f"\nbulk UPDATE commit: median {statistics.median(result.bulk_commit_s):.2f}s; "
+        f"\nbulk UPDATE: median {statistics.median(result.bulk_commit_s):.2f}s to commit; "
+        f"the save committed a median {statistics.median(result.gap_ms):.0f} ms after it; "
         f"wpcdc run peak RSS: "
         + ("-" if result.rss_peak_mib is None else f"{result.rss_peak_mib:.1f} MiB")
     )
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
 
 
 # --- main ----------------------------------------------------------------------------
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--autocommit-posts", type=int, default=10_000)
-    parser.add_argument("--transaction-posts", type=int, default=20_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--autocommit-posts",
+        type=int,
+        default=10_000,
+        help="posts of the every-row-its-own-transaction shape",
+    )
+    parser.add_argument(
+        "--transaction-posts",
+        type=int,
+        default=20_000,
+        help="posts of the transaction-per-post shape",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", nargs="*", choices=SHAPES, default=list(SHAPES))
     parser.add_argument("--contestants", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS))
-    parser.add_argument("--bulk-rows", type=int, default=100_000)
-    parser.add_argument("--saves", type=int, default=3, help="0: no editor-save measurement")
+    parser.add_argument(
+        "--bulk-rows", type=int, default=100_000, help="meta rows the bulk UPDATE rewrites"
+    )
+    parser.add_argument(
+        "--saves", type=int, default=3, help="editor saves behind the bulk job (0: none)"
+    )
     parser.add_argument(
         "--save-timeout",
         type=float,
@@ -546,10 +577,11 @@ def main() -> None:
         action="store_true",
         help="smoke run (~1 min): 500 and 1,000 posts, 1 round, 10,000 bulk rows, 1 save",
     )
+    if parser.parse_known_args()[0].quick:  # smaller defaults; options given still win
+        parser.set_defaults(
+            autocommit_posts=500, transaction_posts=1000, rounds=1, bulk_rows=10_000, saves=1
+        )
     args = parser.parse_args()
-    if args.quick:
-        args.autocommit_posts, args.transaction_posts, args.rounds = 500, 1000, 1
-        args.bulk_rows, args.saves = 10_000, 1
 
     began = time.monotonic()
     posts = {"autocommit": args.autocommit_posts, "transaction": args.transaction_posts}
@@ -560,9 +592,14 @@ def main() -> None:
         try:
             site, mysql = install_wordpress(server)
             tags = create_tags(site)
+            with server.connect() as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT VERSION()")
+                version = cursor.fetchone()
             print(
+                f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {_commit()}; "
                 f"machine: {len(os.sched_getaffinity(0))} CPUs, load average "
-                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {sys.version.split()[0]}",
+                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {sys.version.split()[0]}, "
+                f"server {version[0] if version else '?'}",
                 flush=True,
             )
             # Each range is measured before the next is written, so that it ends where
