@@ -105,6 +105,8 @@ class Measurement:
     rss_peak_mib: float
     # Row changes the contestant itself counted (None: mysqlbinlog, not counted when timed).
     rows: int | None = None
+    # wpcdc only: events acknowledged.
+    events: int | None = None
 
 
 # --- mysqlbinlog -------------------------------------------------------------------
@@ -239,7 +241,7 @@ def measure_shape(
                 job = Job(mysql, broker.bootstrap_servers, topic, workload.start, workload.end)
                 raw = measure(PIPELINE_VARIANT[contestant], job)
                 counted[contestant] = raw.rows
-                result = Measurement(raw.seconds, raw.rss_peak_mib, raw.rows)
+                result = Measurement(raw.seconds, raw.rss_peak_mib, raw.rows, raw.events)
             runs[contestant].append(result)
             print(
                 f"  round {round_number + 1} {contestant:11} {result.seconds:7.2f}s "
@@ -284,6 +286,9 @@ def report_shape(result: ShapeResult) -> None:
         target = TARGET_VS_LIBRARY.get(result.shape)
         print(f"wpcdc/library loop: {vs_library:.2f}x" + _target(vs_library, target))
     if "wpcdc" in result.runs:
+        events = result.runs["wpcdc"][0].events
+        if events:
+            print(f"wpcdc events: {events:,} ({events / result.median('wpcdc'):,.0f}/s)")
         peaks = [m.rss_peak_mib for m in result.runs["wpcdc"]]
         mb = max(peaks) * 1.048576
         print(
