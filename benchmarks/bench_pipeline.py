@@ -38,13 +38,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import json
 import logging
 import os
 import pstats
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,6 +55,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _rss import peak_rss_mib
 from _workload import (
     DATABASE,
     install_wordpress,
@@ -165,18 +164,6 @@ class Result:
     rss_peak_mib: float
     # wpcdc only: the largest checkpoint file it wrote.
     checkpoint_max_bytes: int | None = None
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS in MiB: VmHWM, the high-water mark of its own memory.
-    Not ru_maxrss: after fork and exec, Linux carries the parent's high-water mark
-    into the child's ru_maxrss, so a child of a bigger parent would report the parent's."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- the variants (each runs in a process of its own) ----------------------------

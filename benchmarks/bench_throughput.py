@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -64,7 +63,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -73,6 +71,7 @@ from typing import Any
 
 import orjson
 import pymysql
+from _rss import PeakSampler, vm_hwm_mib
 from _workload import (
     DATABASE,
     ROWS_PER_POST,
@@ -156,24 +155,15 @@ def mysqlbinlog_command(mysql: MysqlSettings, start: Position, end: Position) ->
 
 
 def run_mysqlbinlog(command: list[str]) -> Measurement:
-    """One timed run; its peak RSS sampled from /proc while it runs (VmHWM only grows)."""
+    """One timed run, its peak RSS sampled from /proc while it runs."""
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = [0.0]
-
-    def sample() -> None:
-        while process.returncode is None:
-            peak[0] = max(peak[0], peak_rss_of(process.pid) or 0.0)
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
+    with PeakSampler(process.pid) as sampler:
+        _, stderr = process.communicate()
     seconds = time.perf_counter() - began
-    sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"mysqlbinlog failed: {stderr.decode(errors='replace')[-500:]}")
-    return Measurement(seconds, peak[0])
+    return Measurement(seconds, sampler.peak_mib)
 
 
 def mysqlbinlog_rows(command: list[str]) -> int:
@@ -454,15 +444,6 @@ def streamer(
     )
 
 
-def peak_rss_of(pid: int) -> float | None:
-    """A running process's peak RSS (VmHWM) in MiB."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
 async def editor_save_behind_bulk(
     args: argparse.Namespace,
     server: MariaDBServer,
@@ -518,7 +499,7 @@ async def editor_save_behind_bulk(
         finally:
             stop.set()
             await consuming
-        result.rss_peak_mib = peak_rss_of(process.pid)
+        result.rss_peak_mib = vm_hwm_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
