@@ -541,6 +541,47 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def summary(
+    args: argparse.Namespace, shapes: list[ShapeResult], saves: SaveResult | None
+) -> dict[str, Any]:
+    """The figures of the run, for comparing runs by program."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": _commit(),
+        "load_average": os.getloadavg(),
+        "shapes": {
+            r.shape: {
+                "start": r.workload.start.to_dict(),
+                "end": r.workload.end.to_dict(),
+                "row_changes": r.rows,
+                "wpcdc_events": r.runs["wpcdc"][0].events if "wpcdc" in r.runs else None,
+                "contestants": {
+                    c: {
+                        "seconds": [m.seconds for m in runs],
+                        "median_seconds": r.median(c),
+                        "row_changes_per_second": r.rate(c),
+                        "peak_rss_mib": [m.rss_peak_mib for m in runs],
+                    }
+                    for c, runs in r.runs.items()
+                },
+                "wpcdc_vs_mysqlbinlog": r.ratio("wpcdc", "mysqlbinlog"),
+                "wpcdc_vs_library": r.ratio("wpcdc", "library"),
+            }
+            for r in shapes
+        },
+        "editor_save": None
+        if saves is None
+        else {
+            "bulk_rows": args.bulk_rows,
+            "alone_ms": saves.alone_ms,
+            "behind_bulk_ms": saves.behind_ms,
+            "bulk_commit_seconds": saves.bulk_commit_s,
+            "bulk_commit_to_save_ms": saves.gap_ms,
+            "wpcdc_run_peak_rss_mib": saves.rss_peak_mib,
+        },
+    }
+
+
 # --- main ----------------------------------------------------------------------------
 
 
@@ -579,6 +620,7 @@ def main() -> None:
         default=600.0,
         help="seconds to wait for a save behind the bulk",
     )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -611,11 +653,19 @@ def main() -> None:
             )
             # Each range is measured before the next is written, so that it ends where
             # the binlog ends and the pipeline has nothing to read beyond it.
+            shapes: list[ShapeResult] = []
             for shape in args.shapes:
-                report_shape(measure_shape(shape, posts[shape], args, server, mysql, broker, tags))
+                shapes.append(measure_shape(shape, posts[shape], args, server, mysql, broker, tags))
+                report_shape(shapes[-1])
+            saves = None
             if args.saves > 0:
                 saves = asyncio.run(editor_save_behind_bulk(args, server, site, broker, tags, work))
                 report_saves(args, saves)
+            if args.json:
+                args.json.write_bytes(
+                    orjson.dumps(summary(args, shapes, saves), option=orjson.OPT_INDENT_2)
+                )
+                print(f"figures written to {args.json}")
         finally:
             broker.stop()
             server.stop()
