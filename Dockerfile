@@ -3,6 +3,7 @@
 #   docker run --init -v wpcdc-state:/var/lib/wpcdc \
 #     -e WPCDC_MYSQL__HOST=db -e WPCDC_MYSQL__PASSWORD=... \
 #     -e WPCDC_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 wpcdc check
+# deploy/compose.yaml and deploy/kubernetes/ run it with the rest of the stack.
 FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -25,6 +26,7 @@ VOLUME ["/var/lib/wpcdc"]
 ENV PYTHONUNBUFFERED=1 \
     WPCDC_CHECKPOINT__PATH=/var/lib/wpcdc/checkpoint.json \
     WPCDC_METRICS__HOST=0.0.0.0
+# metrics.port: /metrics, and the probes /healthz (liveness) and /readyz (readiness).
 EXPOSE 9108
 ENTRYPOINT ["/usr/bin/tini", "--", "wpcdc"]
 # Run `wpcdc check` once against your database first (docker run ... wpcdc check).

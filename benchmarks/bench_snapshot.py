@@ -41,6 +41,7 @@ from typing import Any
 
 from _rss import PeakSampler
 
+from wpcdc.core.snapshot_events import PostRange
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
 from wpcdc.local.wordpress import WordPressSite
@@ -108,7 +109,7 @@ def read_and_serialize(port: int) -> None:
         for blog in snapshot.blogs():
             after = 0
             while True:
-                bundles = snapshot.chunk(blog, after_id=after, limit=500)
+                bundles = snapshot.chunk(PostRange(blog, after_id=after), 500)
                 for bundle in bundles:
                     if wanted(bundle, fold):
                         event = snapshot_event(

@@ -14,7 +14,8 @@ import typer
 
 from wpcdc import __version__
 from wpcdc.config.settings import Settings, load_settings
-from wpcdc.core.errors import ConfigError, WpcdcError
+from wpcdc.core.errors import WpcdcError
+from wpcdc.runtime.logs import configure_logging, json_active
 
 app = typer.Typer(
     name="wpcdc",
@@ -107,7 +108,8 @@ def tail(
     """Print the events on the topic, one line each, for debugging.
 
     Joins no consumer group and commits nothing. Records that are not wpcdc
-    events are shown raw, whatever the filters (on stderr with --json).
+    events are shown raw, whatever the filters (on stderr with --json). With
+    signing.keys configured, each record's signature is checked (ok/BAD).
     """
     # Imported here: aiokafka stays out of the start-up of the other commands.
     from wpcdc.commands import tail as wpcdc_tail
@@ -121,6 +123,7 @@ def tail(
         filter=wpcdc_tail.TailFilter(types=frozenset(types or ()), post_id=post, blog_id=blog),
         max_events=max_events,
         color=wpcdc_tail.color_wanted(sys.stdout),
+        secrets=settings.signing.secrets(),
     )
     wpcdc_tail.run(settings.kafka, options)
 
@@ -142,7 +145,7 @@ def run(
     from wpcdc.commands import run as wpcdc_run
 
     settings = _settings(config)
-    _configure_logging(log_level)
+    configure_logging(log_level, settings.log.format)
     wpcdc_run.run(settings)
 
 
@@ -294,7 +297,7 @@ def snapshot(
     from wpcdc.commands import snapshot as wpcdc_snapshot
 
     settings = _settings(config)
-    _configure_logging(log_level)
+    configure_logging(log_level, settings.log.format)
     options = wpcdc_snapshot.options_from(
         settings,
         blogs=blogs or (),
@@ -307,27 +310,15 @@ def snapshot(
     wpcdc_snapshot.run(settings, options, echo=typer.echo)
 
 
-def _configure_logging(level: str) -> None:
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"--log-level: unknown level {level!r} (DEBUG, INFO, WARNING, ERROR)")
-    logging.basicConfig(
-        level=numeric,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiokafka logs every reconnect attempt at ERROR; wpcdc reports outages itself
-    # (with --log-level DEBUG the library speaks too).
-    logging.getLogger("aiokafka").setLevel(
-        numeric if numeric <= logging.DEBUG else logging.CRITICAL
-    )
-
-
 def main() -> None:
     """Console entry point: run the app, turning WpcdcError into a message and an exit code."""
     # Typer handles usage errors itself (exit 2); ours carry their own exit code.
     try:
         app()
     except WpcdcError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        if json_active():
+            # stderr carries JSON lines only (log.format = "json").
+            logging.getLogger("wpcdc").error("error: %s", exc, extra={"exit_code": exc.exit_code})
+        else:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(exc.exit_code)

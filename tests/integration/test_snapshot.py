@@ -30,6 +30,7 @@ from tests.support.wordpress import BackgroundPhp
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import TableKind, TransactionPart
+from wpcdc.core.snapshot_events import PostRange
 from wpcdc.core.snapshot_state import MAX_POST_ID, SnapshotState, covered_through
 from wpcdc.local.wordpress import WordPressSite
 from wpcdc.mysql.binlog import BinlogSource
@@ -401,7 +402,7 @@ def test_the_snapshot_position_splits_commits_exactly(
         for _ in range(8):
             snapshot = ConsistentSnapshot.open(settings)
             try:
-                (bundle,) = snapshot.chunk(1, after_id=post - 1, limit=1)
+                (bundle,) = snapshot.chunk(PostRange(1, after_id=post - 1), 1)
                 points.append((snapshot.point, bundle.post["post_title"]))
             finally:
                 snapshot.close()

@@ -24,7 +24,7 @@ from wpcdc.core.errors import DeliveryFailed
 from wpcdc.core.positions import Position
 from wpcdc.core.records import Headers
 from wpcdc.core.rows import SourceItem
-from wpcdc.core.snapshot_events import PostBundle
+from wpcdc.core.snapshot_events import PostBundle, PostRange
 from wpcdc.mysql.consistent import SnapshotPoint
 
 # Where a FakeRead reads unless told otherwise.
@@ -124,38 +124,21 @@ class FakeRead:
     def table_engines(self, blogs: Sequence[int]) -> dict[str, str]:
         return self.engines
 
-    def _select(
-        self, blog_id: int, after_id: int, max_id: int | None, post_types: Sequence[str] | None
-    ) -> list[PostBundle]:
+    def _select(self, posts: PostRange) -> list[PostBundle]:
         return [
             b
-            for b in self.posts[blog_id]
-            if int(b.post["ID"]) > after_id
-            and (max_id is None or int(b.post["ID"]) <= max_id)
-            and (not post_types or b.post["post_type"] in post_types)
+            for b in self.posts[posts.blog_id]
+            if int(b.post["ID"]) > posts.after_id
+            and (posts.max_id is None or int(b.post["ID"]) <= posts.max_id)
+            and (not posts.post_types or b.post["post_type"] in posts.post_types)
             and b.post["post_type"] != "revision"
         ]
 
-    def count(
-        self,
-        blog_id: int,
-        *,
-        after_id: int = 0,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> int:
-        return len(self._select(blog_id, after_id, max_id, post_types))
+    def count(self, posts: PostRange) -> int:
+        return len(self._select(posts))
 
-    def chunk(
-        self,
-        blog_id: int,
-        *,
-        after_id: int,
-        limit: int,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> list[PostBundle]:
-        return self._select(blog_id, after_id, max_id, post_types)[:limit]
+    def chunk(self, posts: PostRange, limit: int) -> list[PostBundle]:
+        return self._select(posts)[:limit]
 
     def close(self) -> None:
         self.closed = True

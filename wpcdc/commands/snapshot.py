@@ -35,10 +35,12 @@ from wpcdc.mysql.consistent import ConsistentSnapshot
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available
 from wpcdc.runtime.build import source_name
-from wpcdc.runtime.files import FileCheckpointStore
 from wpcdc.runtime.progress import LogProgress, ProgressReporter, TerminalProgress
 from wpcdc.runtime.run import stop_on_signals
+from wpcdc.runtime.signing import signed
 from wpcdc.runtime.snapshot import SnapshotResult, SnapshotStateFile, Snapshotter, state_path
+from wpcdc.runtime.stores import DurableSaves, Store, checkpoint_store, close, where
+from wpcdc.runtime.stores import existing as existing_checkpoint
 
 
 def run(
@@ -56,7 +58,7 @@ def run(
     result, refusal = snapshot(settings, options, progress)
     echo(
         describe_result(
-            result, topic=settings.kafka.topic, checkpoint=settings.checkpoint.path, refusal=refusal
+            result, topic=settings.kafka.topic, checkpoint=Path(where(settings)), refusal=refusal
         )
     )
 
@@ -91,15 +93,19 @@ def snapshot(
 ) -> tuple[SnapshotResult, str]:
     """The initial load (full) or a re-emit (limited); see wpcdc.runtime.snapshot. Returns the
     result and, for a dry run, why the real run would be refused (else empty)."""
-    return asyncio.run(_snapshot(settings, options, progress))
+    store = checkpoint_store(settings)
+    try:
+        return asyncio.run(_snapshot(settings, options, progress, store))
+    finally:
+        close(store)
 
 
 async def _snapshot(
-    settings: Settings, options: SnapshotOptions, progress: ProgressReporter
+    settings: Settings, options: SnapshotOptions, progress: ProgressReporter, store: Store
 ) -> tuple[SnapshotResult, str]:
     state_file = SnapshotStateFile(state_path(settings.checkpoint.path))
     state = None if options.limited else state_file.load()
-    existing = settings.checkpoint.path if settings.checkpoint.path.exists() else None
+    existing = await asyncio.to_thread(existing_checkpoint, settings, store)
     refusal = ""
     try:
         start = decide_start(options, checkpoint=existing, state=state)
@@ -128,13 +134,13 @@ async def _snapshot(
     sink = None if options.dry_run else KafkaSink(settings=settings.kafka)
     snapshotter = Snapshotter(
         open_read=open_read,
-        sink=sink,
+        sink=None if sink is None else signed(sink, settings.signing),
         options=options,
         start=start,
         fold=fold,
         source_name=source_name(settings),
         state_file=state_file,
-        checkpoints=FileCheckpointStore(settings.checkpoint.path),
+        checkpoints=DurableSaves(store),
         progress=progress,
         state=state,
         stop=stop,

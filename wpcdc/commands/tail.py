@@ -5,7 +5,11 @@ This module owns how an envelope reads on a terminal (:func:`render`,
 records a filter lets through (:class:`TailFilter`), and the consumer loop
 (:func:`tail`). The consumer joins no group and commits nothing: it assigns
 itself every partition, so tailing never moves anyone's offsets nor triggers a
-rebalance of the real consumers.
+rebalance of the real consumers. With ``signing.keys`` configured it checks
+each record's signature (:mod:`wpcdc.core.signing`) and shows the verdict:
+``[signature ok]`` or ``[signature BAD]`` (and ``unsigned``, ``unknown key``,
+``malformed``) at the end of the line; with ``--json`` the envelope stays as
+it is and a record that is not ``ok`` is reported on stderr.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from wpcdc.config.settings import KafkaSettings
 from wpcdc.core import envelope as wire
 from wpcdc.core.events import POST_EVENT_TYPES
 from wpcdc.core.printable import printable
+from wpcdc.core.signing import Verdict, verify
 from wpcdc.kafka.topic import TopicPartition, TopicReader, open_topic
 
 TYPE_WIDTH: Final = 17  # len("post_meta_changed")
@@ -264,6 +269,8 @@ class TailOptions:
     max_events: int | None = None
     color: bool = False
     tz: dt.tzinfo | None = None
+    # Key id -> secret (signing.keys): verify each record's signature when given.
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
 
 
 Write = Callable[[str], None]
@@ -322,11 +329,33 @@ def _print(record: Any, options: TailOptions, out: Write, err: Write) -> int:
         return 0
     if not options.filter.matches(event, record.key):
         return 0
+    verdict = None
+    if options.secrets:
+        verdict = verify(record.key, record.value or b"", record.headers or (), options.secrets)
     if options.as_json:
         out(orjson.dumps(event).decode())
+        if verdict is not None and verdict is not Verdict.OK:
+            err(
+                f"signature {verdict.value}: partition {record.partition} offset "
+                f"{record.offset} event {printable(str(event.get('id', '?')))}"
+            )
     else:
-        out(render(event, color=options.color, tz=options.tz))
+        line = render(event, color=options.color, tz=options.tz)
+        if verdict is not None:
+            line += "  " + signature_label(verdict, color=options.color)
+        out(line)
     return 1
+
+
+def signature_label(verdict: Verdict, *, color: bool = False) -> str:
+    """The verdict at the end of a line; anything but ok stands out."""
+    label = f"[signature {verdict.value}]"
+    if color:
+        good = verdict is Verdict.OK
+        label = typer.style(
+            label, fg=typer.colors.GREEN if good else typer.colors.RED, bold=not good
+        )
+    return label
 
 
 def run(settings: KafkaSettings, options: TailOptions) -> None:

@@ -19,7 +19,7 @@ from wpcdc.core.verify_report import VerifyReport
 from wpcdc.kafka.topic import KafkaTopic
 from wpcdc.mysql.consistent import MysqlDatabase
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
-from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.stores import checkpoint_store, close
 from wpcdc.runtime.verify import VerifyOptions, verify
 
 
@@ -55,7 +55,7 @@ def check_topic(
 ) -> VerifyReport:
     """Verify the topic (default ``kafka.topic``) against the configured database."""
     name = topic or settings.kafka.topic
-    store = FileCheckpointStore(settings.checkpoint.path)
+    store = checkpoint_store(settings)
 
     def saved_position() -> Position | None:
         saved = store.load()
@@ -86,3 +86,5 @@ def check_topic(
         ) from None
     except OSError as exc:
         raise WpcdcError(f"cannot read the database at {mysql.host}:{mysql.port}: {exc}") from None
+    finally:
+        close(store)

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from wpcdc.core.errors import ConfigError
 from wpcdc.core.fold import FoldConfig
+from wpcdc.core.signing import Signer
 
 ENV_PREFIX = "WPCDC_"
 ENV_NESTED_DELIMITER = "__"
@@ -124,8 +125,13 @@ class KafkaSettings(_Section):
 
 
 class CheckpointSettings(_Section):
+    # Where the checkpoint is kept: "file" (a JSON file at `path`, written
+    # atomically) or "kafka" (a compacted topic: no volume needed).
+    store: Literal["file", "kafka"] = "file"
     # The default checkpoint store is a JSON file, written atomically.
     path: Path = Path("wpcdc-checkpoint.json")
+    # With store = "kafka": the topic; empty means "{kafka.topic}.checkpoint".
+    topic: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,249}$")
     # Save at least this often while events are being acknowledged, and on shutdown.
     interval_seconds: float = Field(default=2.0, gt=0)
 
@@ -185,6 +191,52 @@ class MetricsSettings(_Section):
     # port 0 turns the endpoint off. In a container, listen on 0.0.0.0.
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    # The same port answers /healthz and /readyz (README, "Operations").
+    # /healthz fails when the event loop has not turned for this long...
+    live_max_stall_seconds: float = Field(default=30.0, ge=2)
+    # ...and /readyz (besides while starting or reconnecting) when the oldest change
+    # not yet acknowledged by the broker was committed longer ago than this.
+    ready_max_lag_seconds: float = Field(default=60.0, gt=0)
+
+
+class LogSettings(_Section):
+    # "text": one human line per record; "json": one JSON object per line (time,
+    # level, logger, message and context fields such as position, topic, post).
+    format: Literal["text", "json"] = "text"
+
+
+class SigningSettings(_Section):
+    """HMAC-SHA256 signatures of the records (README, "Signed events")."""
+
+    # Key id -> secret. Give secrets through the environment, e.g.
+    # WPCDC_SIGNING__KEYS='{"2026-01": "..."}'. `wpcdc tail` verifies with them.
+    keys: dict[str, SecretStr] = {}
+    # The key `wpcdc run` and `wpcdc snapshot` sign with; empty signs nothing.
+    key_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+
+    @model_validator(mode="after")
+    def _active_key_is_known(self) -> SigningSettings:
+        if self.key_id and self.key_id not in self.keys:
+            raise ValueError(
+                f"signing.key_id {self.key_id!r} is not one of signing.keys "
+                f"({', '.join(sorted(self.keys)) or 'none given'})"
+            )
+        for key_id, secret in self.keys.items():
+            if not key_id or ":" in key_id:
+                raise ValueError(f"signing.keys: key id {key_id!r} must be non-empty, without ':'")
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"signing.keys: the secret of {key_id!r} is shorter than 16 bytes")
+        return self
+
+    def secrets(self) -> dict[str, bytes]:
+        """Key id -> secret, for verifying (every key, retired ones included)."""
+        return {k: v.get_secret_value().encode() for k, v in self.keys.items()}
+
+    def signer(self) -> Signer | None:
+        """The signer of the active key; None when nothing is to be signed."""
+        if not self.key_id:
+            return None
+        return Signer(self.key_id, self.keys[self.key_id].get_secret_value().encode())
 
 
 class PreflightSettings(_Section):
@@ -221,6 +273,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     preflight: PreflightSettings = PreflightSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
+    log: LogSettings = LogSettings()
+    signing: SigningSettings = SigningSettings()
 
     @classmethod
     def settings_customise_sources(

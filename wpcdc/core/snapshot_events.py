@@ -12,7 +12,7 @@ the position plus the post, so loading the same snapshot twice repeats ids.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from wpcdc.core.decode import decode_meta, text
@@ -31,6 +31,21 @@ class PostBundle:
     post: Row  # the wp_posts row, column names as in the binlog
     meta: Sequence[Row]  # wp_postmeta rows: meta_id, post_id, meta_key, meta_value
     terms: Sequence[TermRef]
+
+
+@dataclass(frozen=True, slots=True)
+class PostRange:
+    """Which posts of a blog a snapshot reads, in ID order: IDs above ``after_id``, up
+    to ``max_id`` (no bound: None), of ``post_types`` (every type: empty)."""
+
+    blog_id: int
+    after_id: int = 0
+    max_id: int | None = None
+    post_types: tuple[str, ...] = ()
+
+    def after(self, post_id: int) -> PostRange:
+        """The same range from past ``post_id`` on."""
+        return replace(self, after_id=post_id)
 
 
 def wanted(bundle: PostBundle, config: FoldConfig) -> bool:

@@ -11,10 +11,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import free_port
-from wpcdc.local.server import BINLOG_ARGS, LocalServer, run_logged, spawn
+from wpcdc.local.server import LocalServer, run_logged
 
 # Durability is not what a throwaway server is for; these make WordPress installs fast.
 SPEED_ARGS = (
@@ -46,66 +46,26 @@ class MariaDBServer(LocalServer):
     program: str = "mariadbd"
 
     @classmethod
-    def start(
-        cls,
-        directory: Path,
-        *,
-        port: int | None = None,
-        binlog: bool = True,
-        extra_args: tuple[str, ...] | list[str] = (),
-        timeout: float = 60.0,
-    ) -> MariaDBServer:
-        """Initialise ``directory`` (when new) and start a server in it; wait until it answers."""
-        mariadbd = _binary("mariadbd", "mysqld")
-        directory.mkdir(parents=True, exist_ok=True)
-        datadir = directory / "data"
-        if not (datadir / "mysql").is_dir():
-            _install_db(datadir, directory / "install.log")
-        port = port or free_port()
+    def _initialise(cls, directory: Path, datadir: Path, **flavor: Any) -> None:
+        install = _binary("mariadb-install-db", "mysql_install_db")
         args = [
-            mariadbd,
+            install,
             "--no-defaults",
             f"--datadir={datadir}",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            f"--socket={directory / 'mariadbd.sock'}",
-            f"--pid-file={directory / 'mariadbd.pid'}",
-            f"--log-error={directory / 'mariadbd.log'}",
-            *SPEED_ARGS,
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
         ]
         if os.geteuid() == 0:
             args.append("--user=root")
-        if binlog:
-            args.extend(BINLOG_ARGS)
-        else:
-            args.append("--skip-log-bin")
-        args.extend(extra_args)
-        process = spawn(args, cwd=datadir)
-        server = cls(
-            directory=directory,
-            port=port,
-            process=process,
-            binlog=binlog,
-            extra_args=tuple(extra_args),
-        )
-        server.wait_ready(timeout)
-        return server
+        run_logged(args, directory / "install.log", "mariadb-install-db")
 
-    def restarted(self) -> MariaDBServer:
-        return MariaDBServer.start(
-            self.directory, port=self.port, binlog=self.binlog, extra_args=self.extra_args
-        )
+    @classmethod
+    def _server_args(cls, datadir: Path, **flavor: Any) -> list[str]:
+        args = ["--no-defaults", f"--datadir={datadir}", *SPEED_ARGS]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        return args
 
-
-def _install_db(datadir: Path, log: Path) -> None:
-    install = _binary("mariadb-install-db", "mysql_install_db")
-    args = [
-        install,
-        "--no-defaults",
-        f"--datadir={datadir}",
-        "--auth-root-authentication-method=normal",
-        "--skip-test-db",
-    ]
-    if os.geteuid() == 0:
-        args.append("--user=root")
-    run_logged(args, log, "mariadb-install-db")
+    @classmethod
+    def _command(cls, args: list[str], **flavor: Any) -> list[str]:
+        return [_binary("mariadbd", "mysqld"), *args]

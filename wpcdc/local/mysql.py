@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from wpcdc.local.ports import free_port
-from wpcdc.local.server import BINLOG_ARGS, LocalServer, run_logged, spawn
+from wpcdc.local.server import BINLOG_ARGS, LocalServer, run_logged
 from wpcdc.local.sidtree import SidTree
 
 MYSQLD = "/usr/sbin/mysqld"
@@ -52,62 +52,29 @@ class MysqlServer(LocalServer):
         """Where the server keeps its data, and the certificates ``--initialize`` made."""
         return self._datadir
 
-    @classmethod
-    def start(
-        cls,
-        directory: Path,
-        *,
-        tree: SidTree,
-        port: int | None = None,
-        binlog: bool = True,
-        extra_args: tuple[str, ...] | list[str] = (),
-        timeout: float = 60.0,
-    ) -> MysqlServer:
-        """Initialise ``directory`` (when new) and start a server in it; wait until it answers."""
-        directory.mkdir(parents=True, exist_ok=True)
-        datadir = directory / "data"
-        common = _common_args(tree, datadir)
-        if not (datadir / "mysql").is_dir():
-            # An empty root password; the root account still uses caching_sha2_password.
-            run_logged(
-                tree.command(MYSQLD, *common, "--initialize-insecure"),
-                directory / "install.log",
-                "mysqld --initialize-insecure",
-            )
-        port = port or free_port()
-        args = [
-            *common,
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            f"--socket={directory / 'mysqld.sock'}",
-            f"--pid-file={directory / 'mysqld.pid'}",
-            f"--log-error={directory / 'mysqld.log'}",
-            "--secure-file-priv=",
-            *SPEED_ARGS,
-        ]
-        args.extend(MYSQL_BINLOG_ARGS if binlog else ("--skip-log-bin",))
-        args.extend(extra_args)
-        process = spawn(tree.command(MYSQLD, *args), cwd=datadir)
-        server = cls(
-            directory=directory,
-            port=port,
-            process=process,
-            binlog=binlog,
-            extra_args=tuple(extra_args),
-            tree=tree,
-        )
-        server.wait_ready(timeout)
-        return server
+    binlog_args = MYSQL_BINLOG_ARGS
 
-    def restarted(self) -> MysqlServer:
-        assert self.tree is not None
-        return MysqlServer.start(
-            self.directory,
-            tree=self.tree,
-            port=self.port,
-            binlog=self.binlog,
-            extra_args=self.extra_args,
+    @classmethod
+    def _initialise(cls, directory: Path, datadir: Path, **flavor: Any) -> None:
+        tree: SidTree = flavor["tree"]
+        # An empty root password; the root account still uses caching_sha2_password.
+        run_logged(
+            tree.command(MYSQLD, *_common_args(tree, datadir), "--initialize-insecure"),
+            directory / "install.log",
+            "mysqld --initialize-insecure",
         )
+
+    @classmethod
+    def _server_args(cls, datadir: Path, **flavor: Any) -> list[str]:
+        return [*_common_args(flavor["tree"], datadir), "--secure-file-priv=", *SPEED_ARGS]
+
+    @classmethod
+    def _command(cls, args: list[str], **flavor: Any) -> list[str]:
+        tree: SidTree = flavor["tree"]
+        return tree.command(MYSQLD, *args)
+
+    def _flavor(self) -> dict[str, Any]:
+        return {"tree": self.tree}
 
 
 def _common_args(tree: SidTree, datadir: Path) -> list[str]:

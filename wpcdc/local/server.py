@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import pymysql
 
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import log_tail, stop_process
+from wpcdc.local.ports import free_port, log_tail, stop_process
 
 # The binlog settings wpcdc needs (see `wpcdc check`), on either flavor; tests
 # that want a misconfigured server pass overrides, which win because the server
@@ -33,7 +35,12 @@ BINLOG_ARGS = (
 
 @dataclass
 class LocalServer:
-    """A running private server. ``stop()`` ends it; the directory is the caller's."""
+    """A running private server. ``stop()`` ends it; the directory is the caller's.
+
+    :meth:`start` is the same for every flavor; a flavor says how to initialise a
+    data directory (:meth:`_initialise`), which arguments its server takes
+    (:meth:`_server_args`) and how to run its program (:meth:`_command`).
+    """
 
     directory: Path
     port: int
@@ -49,6 +56,76 @@ class LocalServer:
 
     def __post_init__(self) -> None:
         self._log = self.directory / f"{self.program}.log"
+
+    # The binlog arguments of this flavor (BINLOG_ARGS, or more).
+    binlog_args: ClassVar[tuple[str, ...]] = BINLOG_ARGS
+
+    @classmethod
+    def start(
+        cls,
+        directory: Path,
+        *,
+        port: int | None = None,
+        binlog: bool = True,
+        extra_args: Sequence[str] = (),
+        timeout: float = 60.0,
+        **flavor: Any,
+    ) -> Self:
+        """Initialise ``directory`` (when new) and start a server in it; wait until it
+        answers. ``flavor`` holds what a flavor needs besides (MySQL: its ``tree``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        datadir = directory / "data"
+        if not (datadir / "mysql").is_dir():
+            cls._initialise(directory, datadir, **flavor)
+        port = port or free_port()
+        program = cls.program  # the field's default
+        args = [
+            *cls._server_args(datadir, **flavor),
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={directory / f'{program}.sock'}",
+            f"--pid-file={directory / f'{program}.pid'}",
+            f"--log-error={directory / f'{program}.log'}",
+            *(cls.binlog_args if binlog else ("--skip-log-bin",)),
+            *extra_args,
+        ]
+        process = spawn(cls._command(args, **flavor), cwd=datadir)
+        server = cls(
+            directory=directory,
+            port=port,
+            process=process,
+            binlog=binlog,
+            extra_args=tuple(extra_args),
+            **flavor,
+        )
+        server.wait_ready(timeout)
+        return server
+
+    def restarted(self) -> Self:
+        """A new server on the same directory, port and settings (after stop or kill)."""
+        return self.start(
+            self.directory,
+            port=self.port,
+            binlog=self.binlog,
+            extra_args=self.extra_args,
+            **self._flavor(),
+        )
+
+    @classmethod
+    def _initialise(cls, directory: Path, datadir: Path, **flavor: Any) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _server_args(cls, datadir: Path, **flavor: Any) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def _command(cls, args: list[str], **flavor: Any) -> list[str]:
+        raise NotImplementedError
+
+    def _flavor(self) -> dict[str, Any]:
+        """What :meth:`start` needs besides the common settings to start this server again."""
+        return {}
 
     @property
     def url(self) -> str:
@@ -100,10 +177,6 @@ class LocalServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-    def restarted(self) -> LocalServer:
-        """A new server on the same directory, port and settings (after stop or kill)."""
-        raise NotImplementedError
 
 
 def spawn(argv: list[str], *, cwd: Path) -> subprocess.Popen[bytes]:

@@ -25,7 +25,7 @@ from wpcdc.core.errors import PreflightFailed, ServerMisconfigured, WpcdcError
 from wpcdc.core.facts import Flavor
 from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Position
-from wpcdc.core.snapshot_events import PostBundle
+from wpcdc.core.snapshot_events import PostBundle, PostRange
 from wpcdc.mysql.connection import MysqlConnection, connect, quote, server_flavor
 from wpcdc.mysql.errors import LOCK_WAIT_TIMEOUT, MISSING_GRANT, error_code, error_text
 from wpcdc.mysql.facts import binlog_status
@@ -312,51 +312,36 @@ class ConsistentSnapshot:
             )
             return {str(name): str(engine or "") for name, engine in cursor.fetchall()}
 
-    def count(
-        self,
-        blog_id: int,
-        *,
-        after_id: int = 0,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> int:
-        """How many posts :meth:`chunk` would return from ``after_id`` on, in all."""
-        where, params = ["ID > %s"], [after_id]
-        if max_id is not None:
+    def count(self, posts: PostRange) -> int:
+        """How many posts :meth:`chunk` would return, in all."""
+        where, params = ["ID > %s"], [posts.after_id]
+        if posts.max_id is not None:
             where.append("ID <= %s")
-            params.append(max_id)
+            params.append(posts.max_id)
         for column, values, operator in (
-            ("post_type", post_types or (), "IN"),
+            ("post_type", posts.post_types, "IN"),
             ("post_type", self._exclude_post_types, "NOT IN"),
             ("post_status", self._exclude_statuses, "NOT IN"),
         ):
             if values:
                 where.append(f"{column} {operator} ({', '.join(['%s'] * len(values))})")
                 params.extend(values)  # type: ignore[arg-type]
-        table = quote(blog_prefix(self._settings, blog_id) + "posts")
+        table = quote(blog_prefix(self._settings, posts.blog_id) + "posts")
         with self._conn.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {' AND '.join(where)}", params)
             row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def chunk(
-        self,
-        blog_id: int,
-        *,
-        after_id: int,
-        limit: int,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> list[PostBundle]:
-        """The next ``limit`` posts after ``after_id``, in ID order, with meta and terms."""
+    def chunk(self, posts: PostRange, limit: int) -> list[PostBundle]:
+        """The first ``limit`` posts of the range, in ID order, with meta and terms."""
         return read_post_bundles(
             self._conn,
             self._settings,
-            blog_id,
-            after_id=after_id,
+            posts.blog_id,
+            after_id=posts.after_id,
             limit=limit,
-            max_id=max_id,
-            post_types=post_types,
+            max_id=posts.max_id,
+            post_types=posts.post_types or None,
             exclude_post_types=self._exclude_post_types,
             exclude_statuses=self._exclude_statuses,
         )
@@ -432,10 +417,10 @@ class MysqlView:
 
     def chunks(self, blog_id: int) -> Iterator[list[PostBundle]]:
         """Every post of the blog, in ID order, ``chunk`` posts at a time."""
-        after = 0
-        while bundles := self.snapshot.chunk(blog_id, after_id=after, limit=self.chunk):
+        posts = PostRange(blog_id)
+        while bundles := self.snapshot.chunk(posts, self.chunk):
             yield bundles
-            after = int(bundles[-1].post["ID"])
+            posts = posts.after(int(bundles[-1].post["ID"]))
 
     def posts(self, blog_id: int, ids: Sequence[int]) -> list[PostBundle]:
         return self.snapshot.posts(blog_id, ids)

@@ -27,6 +27,7 @@ from wpcdc.mysql.signal import SignalTable
 from wpcdc.mysql.status import current_position
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.pipeline import Pipeline, StreamConfig
+from wpcdc.runtime.signing import signed
 
 
 def source_name(settings: Settings) -> str:
@@ -67,7 +68,7 @@ async def build_pipeline(
                 # nothing to send for this long, longer than any quiet gap.
                 heartbeat=max(1.0, settings.fold.quiet_seconds),
             ),
-            sink=sink,
+            sink=signed(sink, settings.signing),
             store=store,
             folder=Folder(
                 config=settings.fold.to_config(),

@@ -214,4 +214,5 @@ class Pipeline:
         """Wait (bounded) for what was sent, then save the checkpoint it allows."""
         await self._sender.flush(self._config.shutdown_timeout)
         self._checkpointer.save()
-        log.info("checkpoint saved at %s", self.checkpoint().position)
+        position = self.checkpoint().position
+        log.info("checkpoint saved at %s", position, extra={"position": str(position)})

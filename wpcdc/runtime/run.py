@@ -37,9 +37,10 @@ from wpcdc.core.positions import Coordinate
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
-from wpcdc.runtime.files import FileCheckpointStore
+from wpcdc.runtime.health import Health, Phase
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.snapshot import refuse_unfinished
+from wpcdc.runtime.stores import Store, checkpoint_store, close, make_durable, where
 
 log = logging.getLogger("wpcdc.run")
 
@@ -126,17 +127,34 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     return task.result()
 
 
-async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: asyncio.Event) -> None:
+async def run_until_stopped(
+    settings: Settings, *, metrics: Metrics, stop: asyncio.Event, health: Health | None = None
+) -> None:
     """Stream until ``stop`` is set; rebuild the pipeline from the checkpoint after
-    broker or connection failures; raise on failures no retry can fix."""
-    store = FileCheckpointStore(settings.checkpoint.path)
+    broker or connection failures; raise on failures no retry can fix. ``health``
+    hears where it is (readiness: starting, streaming, which side is unreachable)."""
+    store = checkpoint_store(settings)
+    try:
+        await _restarting(settings, store, metrics, stop, health)
+    finally:
+        # The last checkpoint on its way to a Kafka store (bounded wait).
+        await asyncio.to_thread(close, store)
+
+
+async def _restarting(
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    health: Health | None,
+) -> None:
     backoff = Backoff(RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX)
     # What the broker acknowledged, across rebuilds: a rebuilt sink checks that
     # the topic still holds it (a broker restarted empty would otherwise go unseen).
     offsets = AcknowledgedOffsets()
     while not stop.is_set():
         try:
-            await stream_once(settings, store, metrics, stop, offsets)
+            await stream_once(settings, store, metrics, stop, offsets, health)
             return
         except Stopped:
             log.info("stopped while starting; the checkpoint is unchanged")
@@ -144,25 +162,36 @@ async def run_until_stopped(settings: Settings, *, metrics: Metrics, stop: async
         except (DeliveryFailed, BrokerUnavailable) as exc:
             reason = "broker"
             message = str(exc)
+            phase = Phase.BROKER_UNREACHABLE
         except (MysqlError, OSError) as exc:
             if is_access_denied(exc):
                 # No retry fixes credentials or grants.
                 raise refused(exc) from None
             reason = "database"
             message = f"{type(exc).__name__}: {exc}"
+            phase = Phase.DATABASE_UNREACHABLE
+        # Until a rebuilt pipeline streams, readiness names what failed.
+        if health is not None:
+            health.enter(phase)
         metrics.restarts.labels(reason).inc()
         delay = backoff.next_delay()
-        log.warning("%s; restarting from the checkpoint in %.0fs", message, delay)
+        log.warning(
+            "%s; restarting from the checkpoint in %.0fs",
+            message,
+            delay,
+            extra={"reason": reason, "topic": settings.kafka.topic},
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
 
 
 async def stream_once(
     settings: Settings,
-    store: FileCheckpointStore,
+    store: Store,
     metrics: Metrics,
     stop: asyncio.Event,
     offsets: AcknowledgedOffsets | None = None,
+    health: Health | None = None,
 ) -> None:
     """One pipeline, from the checkpoint until ``stop`` or an error; raises
     Stopped when ``stop`` comes while it starts."""
@@ -183,25 +212,31 @@ async def stream_once(
             settings.mysql.host,
             settings.mysql.port,
             settings.kafka.topic,
+            extra={"topic": settings.kafka.topic, "position": str(checkpoint.position)},
         )
+        if health is not None:
+            health.enter(Phase.STREAMING)
         await pipeline.run(stop)
 
 
-async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) -> Checkpoint:
+async def starting_checkpoint(settings: Settings, store: Store) -> Checkpoint:
     """The saved checkpoint, checked to be still in the binlog; without one, the
     end of the binlog, saved at once."""
-    checkpoint = store.load()
+    # In a thread: a Kafka store reads its topic.
+    checkpoint = await asyncio.to_thread(store.load)
     if checkpoint is None:
         position = await asyncio.to_thread(current_position, settings.mysql)
         checkpoint = Checkpoint(position=position)
-        # Saved at once: a crash before the first acknowledgement must resume
-        # here, not at a later end of the binlog.
+        # Saved at once, and durable before any event: a crash before the first
+        # acknowledgement must resume here, not at a later end of the binlog.
         store.save(checkpoint)
+        await asyncio.to_thread(make_durable, store)
         log.info(
             "no checkpoint in %s: starting at the end of the binlog (%s). "
             "Run `wpcdc snapshot` to load the posts that already exist.",
-            settings.checkpoint.path,
+            where(settings),
             position,
+            extra={"position": str(position)},
         )
     else:
         await asyncio.to_thread(
@@ -210,7 +245,9 @@ async def starting_checkpoint(settings: Settings, store: FileCheckpointStore) ->
             checkpoint.position,
             acknowledged=furthest_acknowledged(checkpoint),
         )
-        log.info("resuming at %s", checkpoint.position)
+        log.info(
+            "resuming at %s", checkpoint.position, extra={"position": str(checkpoint.position)}
+        )
     return checkpoint
 
 

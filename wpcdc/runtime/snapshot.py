@@ -33,7 +33,7 @@ from wpcdc.core.events import Event, SnapshotData
 from wpcdc.core.fold import FoldConfig
 from wpcdc.core.positions import Position
 from wpcdc.core.records import encode
-from wpcdc.core.snapshot_events import PostBundle, snapshot_event, wanted
+from wpcdc.core.snapshot_events import PostBundle, PostRange, snapshot_event, wanted
 from wpcdc.core.snapshot_state import (
     MAX_POST_ID,
     SnapshotOptions,
@@ -100,24 +100,9 @@ class ConsistentRead(Protocol):
 
     def table_engines(self, blogs: Sequence[int]) -> dict[str, str]: ...
 
-    def count(
-        self,
-        blog_id: int,
-        *,
-        after_id: int = 0,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> int: ...
+    def count(self, posts: PostRange) -> int: ...
 
-    def chunk(
-        self,
-        blog_id: int,
-        *,
-        after_id: int,
-        limit: int,
-        max_id: int | None = None,
-        post_types: Sequence[str] | None = None,
-    ) -> list[PostBundle]: ...
+    def chunk(self, posts: PostRange, limit: int) -> list[PostBundle]: ...
 
     def close(self) -> None: ...
 
@@ -268,31 +253,25 @@ class Snapshotter:
                     continue  # completed in an earlier run
             else:
                 after = max(ids.low - 1, 0) if ids is not None else 0
-            posts = read.count(
-                blog,
-                after_id=after,
-                max_id=ids.high if ids is not None else None,
-                post_types=self.options.post_types or None,
-            )
-            plans.append(BlogPlan(blog, after, posts))
+            posts = self._range(blog).after(after)
+            plans.append(BlogPlan(blog, after, read.count(posts)))
         return tuple(plans)
+
+    def _range(self, blog_id: int) -> PostRange:
+        """The posts of ``blog_id`` the options ask for (``after_id`` still 0)."""
+        ids = self.options.ids
+        return PostRange(
+            blog_id,
+            max_id=ids.high if ids is not None else None,
+            post_types=tuple(self.options.post_types or ()),
+        )
 
     async def _read_blog(self, read: ConsistentRead, plan: BlogPlan) -> None:
         limit = self.options.chunk_size
-        max_id = self.options.ids.high if self.options.ids is not None else None
-        post_types = self.options.post_types or None
+        posts = self._range(plan.blog_id)
 
         def fetch(after: int) -> asyncio.Future[list[PostBundle]]:
-            return asyncio.ensure_future(
-                asyncio.to_thread(
-                    read.chunk,
-                    plan.blog_id,
-                    after_id=after,
-                    limit=limit,
-                    max_id=max_id,
-                    post_types=post_types,
-                )
-            )
+            return asyncio.ensure_future(asyncio.to_thread(read.chunk, posts.after(after), limit))
 
         after = plan.after_id
         pending: asyncio.Future[list[PostBundle]] | None = fetch(after)
