@@ -37,17 +37,21 @@ the median time. Ratios are throughput ratios: wpcdc/mysqlbinlog is
 mysqlbinlog's median time over wpcdc's.
 
 "Editor save behind a bulk job": ``--bulk-rows`` meta rows (default 100,000,
-100 bytes each, across posts of 100) exist before a real ``wpcdc run`` process
-starts. Then ``--saves`` times: an editor save alone (``wp_update_post`` with a
-new title through WordPress PHP), then one UPDATE statement rewriting every
-bulk row followed at once, in the same PHP process, by the same save. The latency is from the save's last
-row committed (``microtime(true)`` in WordPress's ``wp_after_insert_post``
-action) to a consumer on the topic reading the post event with that title (same
-clock).
+100 bytes each, 100 per post) exist before a real ``wpcdc run`` process starts
+(default settings, a topic of its own). Then ``--saves`` times: an editor save
+alone (``wp_update_post`` with a new title through WordPress PHP), then one
+UPDATE statement rewriting every bulk row followed at once, in the same PHP
+process, by the same save. The latency is from the save's last row committed
+(``microtime(true)`` in WordPress's ``wp_after_insert_post`` action) to a
+consumer on the topic reading the post event with that title (same clock).
+
+``--contestants`` also takes ``source`` (``BinlogSource`` alone) and ``fold``
+(source and fold, nothing sent), to see where wpcdc's time goes; ``--json PATH``
+writes every round's figures.
 
 Run on demand, never in CI::
 
-    .venv/bin/python benchmarks/bench_throughput.py --quick     # smoke run, ~1 min
+    .venv/bin/python benchmarks/bench_throughput.py --quick     # smoke run, ~30 s
     .venv/bin/python benchmarks/bench_throughput.py             # the issue's sizes, 3 rounds
     .venv/bin/python benchmarks/bench_throughput.py --shapes transaction --rounds 1 --saves 0
 """
