@@ -194,6 +194,7 @@ class ShapeResult:
     rows: int  # row changes in the range (library loop, all tables)
     mysqlbinlog_rows: int | None
     wpcdc_rows: int | None  # on watched tables
+    transactions: int | None  # in the range (the library loop's count of XIDs)
     runs: dict[str, list[Measurement]] = field(default_factory=dict)
 
     def median(self, contestant: str) -> float:
@@ -230,6 +231,7 @@ def measure_shape(
     printed = mysqlbinlog_rows(command) if "mysqlbinlog" in args.contestants else None
     runs: dict[str, list[Measurement]] = {c: [] for c in args.contestants}
     counted: dict[str, int] = {}
+    transactions: int | None = None
     for round_number in range(args.rounds):
         for contestant in args.contestants:  # interleaved: noise hits all alike
             if contestant == "mysqlbinlog":
@@ -239,6 +241,8 @@ def measure_shape(
                 job = Job(mysql, broker.bootstrap_servers, topic, workload.start, workload.end)
                 raw = measure(PIPELINE_VARIANT[contestant], job)
                 counted[contestant] = raw.rows
+                if contestant == "library" or transactions is None:  # the loop counts XIDs
+                    transactions = raw.transactions
                 result = Measurement(raw.seconds, raw.rss_peak_mib, raw.rows, raw.events)
             runs[contestant].append(result)
             print(
@@ -247,7 +251,7 @@ def measure_shape(
                 flush=True,
             )
     rows = counted.get("library") or printed or counted.get("wpcdc") or 0
-    return ShapeResult(shape, workload, rows, printed, counted.get("wpcdc"), runs)
+    return ShapeResult(shape, workload, rows, printed, counted.get("wpcdc"), transactions, runs)
 
 
 def _write(
@@ -261,7 +265,8 @@ def report_shape(result: ShapeResult) -> None:
     print(f"\n### {w.name}\n")
     size = f"{(w.end.pos - w.start.pos) / 1e6:.1f} MB" if w.start.file == w.end.file else "-"
     print(
-        f"binlog {w.start} .. {w.end} ({size}); row changes: {result.rows:,} "
+        f"binlog {w.start} .. {w.end} ({size}); transactions: {_count(result.transactions)}; "
+        f"row changes: {result.rows:,} "
         f"(mysqlbinlog printed {_count(result.mysqlbinlog_rows)}; "
         f"wpcdc, watched tables: {_count(result.wpcdc_rows)})\n"
     )
@@ -558,6 +563,7 @@ def summary(
                 "start": r.workload.start.to_dict(),
                 "end": r.workload.end.to_dict(),
                 "row_changes": r.rows,
+                "transactions": r.transactions,
                 "wpcdc_events": r.runs["wpcdc"][0].events if "wpcdc" in r.runs else None,
                 "contestants": {
                     c: {
