@@ -41,9 +41,10 @@ mysqlbinlog's median time over wpcdc's.
 (default settings, a topic of its own). Then ``--saves`` times: an editor save
 alone (``wp_update_post`` with a new title through WordPress PHP), then one
 UPDATE statement rewriting every bulk row followed at once, in the same PHP
-process, by the same save. The latency is from the save's last row committed
-(``microtime(true)`` in WordPress's ``wp_after_insert_post`` action) to a
-consumer on the topic reading the post event with that title (same clock).
+process, by the same save. The latency is from the save's post row committed
+(``microtime(true)`` first thing in WordPress's ``post_updated`` action; the
+revision written after it is dropped by wpcdc) to a consumer on the topic
+reading the post event with that title (same clock).
 
 ``--contestants`` also takes ``source`` (``BinlogSource`` alone) and ``fold``
 (source and fold, nothing sent), to see where wpcdc's time goes; ``--json PATH``
@@ -322,9 +323,11 @@ return $id;
 # The editor's save: a new title, as the block editor's save of a title change;
 # with $args['bulk'], right behind one UPDATE rewriting every bulk meta row (one
 # transaction), from the same PHP process so that nothing but that UPDATE comes
-# between them. The save's time is taken when wp_update_post has written its
-# last row (post, revision: every statement autocommitted), not when PHP
-# returns: PHP can take longer to return than wpcdc takes to publish the save.
+# between them. The save's time is taken in the post_updated action, first in
+# line: right after wp_update_post wrote the post row (autocommitted), the last
+# change the post's event carries; the revision WordPress writes next is dropped
+# by wpcdc (fold.ignored_post_types), and PHP can take longer to write it and
+# return than wpcdc takes to publish the save.
 SAVE = """
 global $wpdb;
 $bulk = null;
@@ -337,9 +340,9 @@ if ($args['bulk'] !== null) {
     $bulk = ['seconds' => microtime(true) - $began, 'committed' => microtime(true)];
 }
 $saved = null;
-add_action('wp_after_insert_post', function () use (&$saved) {
+add_action('post_updated', function () use (&$saved) {
     $saved = microtime(true);
-}, PHP_INT_MAX);
+}, PHP_INT_MIN);
 $done = wp_update_post(['ID' => $args['id'], 'post_title' => $args['title']], true);
 if (is_wp_error($done)) { throw new Exception($done->get_error_message()); }
 return ['saved' => $saved, 'bulk' => $bulk];
