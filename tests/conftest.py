@@ -36,6 +36,7 @@ from tests.support.infra import (
     SharedServers,
     default_flavor,
     start_kafka,
+    start_transactional_kafka,
 )
 from tests.support.stack import Stack, WordPressStack
 from tests.support.streaming import Streamer, wpcdc_env
@@ -145,6 +146,17 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEndp
         endpoint = start_kafka(tmp_path_factory.mktemp("broker"))
     except InfraMissing as exc:
         _fail("A Kafka-compatible broker", exc)
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def transactional_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEndpoint]:
+    """The shared broker with transactions (kafka.exactly_once tests)."""
+    try:
+        endpoint = start_transactional_kafka(tmp_path_factory.mktemp("noida"))
+    except InfraMissing as exc:
+        _fail("A Kafka-compatible broker with transactions", exc)
     yield endpoint
     endpoint.stop()
 

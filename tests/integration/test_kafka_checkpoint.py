@@ -63,10 +63,14 @@ def test_kill_9_and_resume_from_the_kafka_checkpoint(wp_stack: WordPressStack) -
     streamer = wp_stack.streamer
     state = wp_stack.workdir / "state"
     state.mkdir()
+    # As with a read-only root filesystem (root ignores file modes, so a path no
+    # file can be created under stands in): any write to checkpoint.path fails.
+    unwritable = state / "a-file"
+    unwritable.write_text("not a directory")
     streamer.env.update(
         {
             "WPCDC_CHECKPOINT__STORE": "kafka",
-            "WPCDC_CHECKPOINT__PATH": str(state / "checkpoint.json"),
+            "WPCDC_CHECKPOINT__PATH": str(unwritable / "checkpoint.json"),
         }
     )
     streamer.start()
@@ -89,7 +93,7 @@ def test_kill_9_and_resume_from_the_kafka_checkpoint(wp_stack: WordPressStack) -
     assert crashed_at.position.key() < final.position.key()
     assert streamer.stop() == 0
     # The checkpoint lived in the topic only: nothing was written beside it.
-    assert list(state.iterdir()) == []
+    assert list(state.iterdir()) == [unwritable]
 
     records = wp_stack.read_topic()
     problems = compare_with_database(

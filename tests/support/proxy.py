@@ -4,6 +4,8 @@ The Tansu broker keeps messages in memory only, so restarting it would lose the
 topic. Instead the broker advertises the proxy's port, every client connection
 goes through the proxy, and ``cut()`` closes them all and refuses new ones
 until ``restore()``: from the client's side, exactly a broker outage.
+``freeze()`` is a network partition instead: bytes stop flowing both ways and
+neither side sees the other close (nothing is closed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._accepting: threading.Thread | None = None
+        self._frozen = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """Where clients connect."""
+        return self._listen_port
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -54,6 +62,10 @@ class CuttableProxy:
     def restore(self) -> None:
         self.start()
 
+    def freeze(self) -> None:
+        """A partition: from now on every byte is dropped and no close is passed on."""
+        self._frozen.set()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -74,18 +86,20 @@ class CuttableProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._frozen.is_set():
+                    sink.sendall(data)
         except OSError:
             pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            with self._lock:
-                self._sockets.discard(source)
-                self._sockets.discard(sink)
-            # Each socket is the source of exactly one pipe: that pipe closes it.
-            source.close()
+        if self._frozen.is_set():
+            return  # partitioned: the other side must not see this one close
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._sockets.discard(source)
+            self._sockets.discard(sink)
+        # Each socket is the source of exactly one pipe: that pipe closes it.
+        source.close()
 
 
 @contextlib.contextmanager

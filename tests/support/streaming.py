@@ -167,13 +167,26 @@ class Record:
     timestamp_ms: int = 0
 
 
-def read_topic(bootstrap_servers: str, topic: str, *, validate_schema: bool = True) -> list[Record]:
-    """Every record on the topic now, partition by partition, decoded and validated."""
-    return asyncio.run(_read_topic(bootstrap_servers, topic, validate_schema))
+def read_topic(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    validate_schema: bool = True,
+    isolation_level: str = "read_uncommitted",
+) -> list[Record]:
+    """Every record on the topic now, partition by partition, decoded and validated
+    (``read_committed``: only what committed transactions hold)."""
+    return asyncio.run(_read_topic(bootstrap_servers, topic, validate_schema, isolation_level))
 
 
-async def _read_topic(bootstrap_servers: str, topic: str, validate_schema: bool) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+async def _read_topic(
+    bootstrap_servers: str, topic: str, validate_schema: bool, isolation_level: str
+) -> list[Record]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -101,12 +101,27 @@ class KafkaSettings(_Section):
     request_timeout: float = Field(default=30.0, gt=0)
     # Producer tuning. acks is always "all": a checkpoint must never pass an
     # event that a broker failure could still lose.
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
+    # lz4 compresses ~1.5x faster than gzip for a little less ratio: gzip caps the
+    # producer at ~25k events/s on 2 cores, lz4 does not (benchmarks/README.md).
+    # lz4, zstd and snappy need cramjam (a dependency); gzip is always available.
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     linger_ms: int = Field(default=20, ge=0)
     max_batch_bytes: int = Field(default=1_048_576, ge=1024)
     # The largest record the brokers accept (their message.max.bytes). A larger
     # event is shrunk per the oversize policy (see README) instead of failing.
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Exactly-once delivery: a transactional producer commits the events and the
+    # checkpoint (checkpoint.store = "kafka" only) in one transaction, so a
+    # consumer with isolation.level=read_committed sees every change once, also
+    # across crashes and restarts. Needs a broker with transactions.
+    exactly_once: bool = False
+    # The producer's transactional.id; empty means
+    # "wpcdc:{checkpoint topic}:{kafka.topic}" (one per checkpoint identity).
+    # A second producer with the same id fences the first (it stops).
+    transactional_id: str = ""
+    # With exactly_once: a transaction is committed this often while events flow;
+    # read_committed consumers see events only once committed.
+    transaction_interval_ms: int = Field(default=200, ge=10, le=60_000)
     tls: KafkaTLS = KafkaTLS()
     sasl: KafkaSASL = KafkaSASL()
 
@@ -239,6 +254,35 @@ class SigningSettings(_Section):
         return Signer(self.key_id, self.keys[self.key_id].get_secret_value().encode())
 
 
+class HaSettings(_Section):
+    """Standby failover: several `wpcdc run` sharing one checkpoint take turns (see
+    README, "Standby failover")."""
+
+    # Only the instance holding a MySQL lock (GET_LOCK, no grant needed) streams.
+    enabled: bool = False
+    # The lock's name; empty: derived from mysql.database and the checkpoint's
+    # store (its topic and key, or its file's absolute path).
+    lock_name: str = Field(default="", max_length=64)
+    # A standby waits this long in each GET_LOCK (a stop is honoured meanwhile).
+    poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The leader confirms it still holds the lock this often.
+    check_seconds: float = Field(default=1.0, gt=0, le=30)
+    # The lock connection's session wait_timeout: the server frees the lock of a
+    # leader silent this long (cut off); the leader stops producing after half of it
+    # without a confirmation. A standby takes over within about this.
+    lease_seconds: int = Field(default=6, ge=2, le=3600)
+
+    @model_validator(mode="after")
+    def _check_within_lease(self) -> HaSettings:
+        if self.check_seconds * 2 > self.lease_seconds / 2:
+            raise ValueError(
+                f"check_seconds ({self.check_seconds:g}) must be at most a quarter of "
+                f"lease_seconds ({self.lease_seconds}): the leader must confirm its lock "
+                "at least twice before it stops trusting it"
+            )
+        return self
+
+
 class PreflightSettings(_Section):
     # How long wpcdc may be stopped (upgrade, outage) before it must resume.
     # `wpcdc check` fails when the server would purge binlogs sooner than that.
@@ -275,6 +319,7 @@ class Settings(BaseSettings):
     snapshot: SnapshotSettings = SnapshotSettings()
     log: LogSettings = LogSettings()
     signing: SigningSettings = SigningSettings()
+    ha: HaSettings = HaSettings()
 
     @classmethod
     def settings_customise_sources(

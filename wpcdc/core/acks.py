@@ -51,8 +51,9 @@ class AckTracker:
         # (origin sort key, group id), lazily cleaned: entries of acked groups stay
         # until they reach the top.
         self._origins: list[tuple[tuple[int, int], int, Position]] = []
-        # (first row change, group id), cleaned the same way.
-        self._firsts: list[tuple[Coordinate, int]] = []
+        # (first row change as a plain tuple, group id, first row change), cleaned the
+        # same way; tuples compare in C, a Coordinate through its generated __lt__.
+        self._firsts: list[tuple[tuple[int, int, int], int, Coordinate]] = []
         self._through: dict[PostKey, Coordinate] = {
             (c.blog_id, c.post_id): c.through for c in covered
         }
@@ -73,7 +74,9 @@ class AckTracker:
             first = group.first or Coordinate.of(group.origin, 0)
             self._in_flight[group_id] = _InFlight(group, first, len(group.events))
             heapq.heappush(self._origins, (group.origin.key(), group_id, group.origin))
-            heapq.heappush(self._firsts, (first, group_id))
+            heapq.heappush(
+                self._firsts, ((first.file_index, first.pos, first.row), group_id, first)
+            )
         return group_id
 
     def ack(self, group_id: int) -> None:
@@ -104,7 +107,7 @@ class AckTracker:
     def _oldest_first(self) -> Coordinate | None:
         while self._firsts and self._firsts[0][1] not in self._in_flight:
             heapq.heappop(self._firsts)
-        return self._firsts[0][0] if self._firsts else None
+        return self._firsts[0][2] if self._firsts else None
 
     def checkpoint(
         self,

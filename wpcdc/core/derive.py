@@ -21,7 +21,7 @@ database's state whatever the two groupings were. Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from wpcdc.core.decode import decode_meta, text
 from wpcdc.core.events import (
@@ -242,36 +242,40 @@ def _meta_changes(group: _Group, config: FoldConfig) -> list[MetaChange]:
 
 
 def to_post(row: Row) -> Post:
-    def integer(name: str) -> int | None:
-        value = row.get(name)
-        return None if value is None else int(value)
-
-    def string(name: str) -> str | None:
-        value = text(row.get(name))
-        return None if value is None else str(value)
-
+    get = row.get
     return Post(
         id=int(row["ID"]),
-        type=string("post_type") or "",
-        status=string("post_status") or "",
-        title=string("post_title"),
-        content=string("post_content"),
-        excerpt=string("post_excerpt"),
-        name=string("post_name"),
-        author=integer("post_author"),
-        parent=integer("post_parent"),
-        date=string("post_date"),
-        date_gmt=string("post_date_gmt"),
-        modified=string("post_modified"),
-        modified_gmt=string("post_modified_gmt"),
-        menu_order=integer("menu_order"),
-        guid=string("guid"),
-        mime_type=string("post_mime_type"),
-        comment_status=string("comment_status"),
-        ping_status=string("ping_status"),
-        comment_count=integer("comment_count"),
-        password_protected=bool(row.get("post_password")),
+        type=_string(get("post_type")) or "",
+        status=_string(get("post_status")) or "",
+        title=_string(get("post_title")),
+        content=_string(get("post_content")),
+        excerpt=_string(get("post_excerpt")),
+        name=_string(get("post_name")),
+        author=_integer(get("post_author")),
+        parent=_integer(get("post_parent")),
+        date=_string(get("post_date")),
+        date_gmt=_string(get("post_date_gmt")),
+        modified=_string(get("post_modified")),
+        modified_gmt=_string(get("post_modified_gmt")),
+        menu_order=_integer(get("menu_order")),
+        guid=_string(get("guid")),
+        mime_type=_string(get("post_mime_type")),
+        comment_status=_string(get("comment_status")),
+        ping_status=_string(get("ping_status")),
+        comment_count=_integer(get("comment_count")),
+        password_protected=bool(get("post_password")),
     )
+
+
+def _string(value: Any) -> str | None:
+    if value is None or value.__class__ is str:
+        return value  # most columns: as they are
+    value = text(value)
+    return None if value is None else str(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 _COMPARED_FIELDS = tuple(name for name in Post.__slots__ if name != "id")

@@ -10,6 +10,7 @@
      ├── CheckpointError       the checkpoint store cannot be read or written; exit 5
      ├── DeliveryFailed        the broker did not acknowledge an event (run retries)
      ├── BrokerUnavailable     no broker answered in time (run retries)
+     ├── ProducerFenced        another producer took over the transactional id; exit 1
      ├── VerifyFailed          `wpcdc verify` found the topic differs from the database; exit 6
      ├── SnapshotUnfinished    `wpcdc run` while a full snapshot is incomplete; exit 1
      ├── SnapshotInterrupted   `wpcdc snapshot` stopped by a signal (a rerun continues); exit 1
@@ -71,6 +72,12 @@ class DeliveryFailed(WpcdcError):
 
 class BrokerUnavailable(WpcdcError):
     """No broker answered within the time allowed; the message names them."""
+
+
+class ProducerFenced(WpcdcError):
+    """With ``kafka.exactly_once``: a newer producer with the same transactional id
+    started (another `wpcdc run` on the same checkpoint), so this one may write no
+    more. No retry: the run stops, and the newer one carries on."""
 
 
 class VerifyFailed(WpcdcError):

@@ -75,8 +75,10 @@ class Mirror:
 
     def apply(self, change: RowChange) -> None:
         """Update the mirror with one row change (any watched table)."""
-        blog = self.blog(change.table.blog_id)
         kind = change.table.kind
+        if kind is TableKind.POSTMETA or kind is TableKind.TERM_RELATIONSHIPS:
+            return  # most row changes: nothing the mirror keeps
+        blog = self.blog(change.table.blog_id)
         row = change.image
         if kind is TableKind.POSTS:
             post_id = int(row["ID"])

@@ -20,6 +20,12 @@ which is safe (the stream replays from there, ids unchanged).
 the first checkpoint (the binlog's end, which must be durable before any
 event) and on exit.
 
+With ``kafka.exactly_once`` the stream's checkpoints are not saved here: the
+sink commits each one in the transaction of the events it covers
+(:meth:`record` is that record), and :meth:`load` reads back only committed
+records (``read_committed``, :mod:`wpcdc.kafka.topic`). Only the first
+checkpoint (the binlog's end, before any event) is written by :meth:`save`.
+
 The store runs its own event loop in a daemon thread: the pipeline calls
 :meth:`save` synchronously, and ``wpcdc verify`` calls :meth:`load` from
 threads.
@@ -98,6 +104,11 @@ class KafkaCheckpointStore:
         if self._closed:
             raise RuntimeError("the checkpoint store is closed")
         self._loop.call_soon_threadsafe(self._queue, checkpoint)
+
+    def record(self, checkpoint: Checkpoint) -> tuple[str, bytes, bytes]:
+        """The record that holds ``checkpoint``: topic, key and value (committed in a
+        transaction by the sink, with ``kafka.exactly_once``)."""
+        return self.topic, self._key, checkpoint.to_json()
 
     # --- durability ----------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 This module owns the keyword arguments of the sink's producer, the readers'
 consumers and the admin clients: bootstrap servers, client id, TLS context and
 SASL credentials all come from :func:`client_options`; the producer's delivery
-guarantees and batch limits from :func:`producer_options`. It also captures
-aiokafka's own warnings (:func:`aiokafka_warnings`), the only place that says
-why a bootstrap server failed.
+guarantees, codec and batch limits from :func:`producer_options` (a codec
+whose library is missing is a ConfigError there, before any connection:
+:func:`check_compression`). It also captures aiokafka's own warnings
+(:func:`aiokafka_warnings`), the only place that says why a bootstrap server
+failed.
 """
 
 from __future__ import annotations
@@ -15,14 +17,42 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
+from aiokafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
+
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.config.tls import client_context
+from wpcdc.core.errors import ConfigError
 
 # aiokafka refuses a record above max_request_size on its own (a
 # MessageSizeTooLargeError raised from send()). The sink's own check against
 # max_message_bytes runs first and is the one callers see; the headroom only keeps
 # aiokafka's identical check from ever being the one that fires.
 _REQUEST_SIZE_HEADROOM: Final = 64 * 1024
+
+# What aiokafka needs to compress with each codec (aiokafka/codec.py): gzip is in
+# the standard library, the others come from cramjam (a wpcdc dependency, so only
+# a stripped install lacks it).
+_CODECS: Final = {
+    "gzip": (has_gzip, "the standard library's gzip"),
+    "lz4": (has_lz4, "cramjam"),
+    "zstd": (has_zstd, "cramjam"),
+    "snappy": (has_snappy, "cramjam"),
+}
+
+
+def check_compression(settings: KafkaSettings) -> None:
+    """Raise ConfigError when ``kafka.compression`` names a codec whose library is
+    not installed (aiokafka would only say so when the producer is built)."""
+    codec = _CODECS.get(settings.compression)
+    if codec is None:
+        return  # "none"
+    available, library = codec
+    if not available():
+        raise ConfigError(
+            f"kafka.compression = {settings.compression!r} needs {library}, which is not "
+            "installed: `pip install cramjam` (a dependency of wpcdc: reinstall wpcdc), "
+            'or set kafka.compression = "gzip" or "none"'
+        )
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -74,13 +104,18 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     and the caller replays from its checkpoint, so A is re-sent (after B, with
     the same event id and sequence: consumers deduplicate and reorder).
 
-    Idempotence is off: the Tansu broker fails ``InitProducerId`` with
+    Idempotence is off (except with ``kafka.exactly_once``, whose transactional
+    producer adds it: :func:`wpcdc.kafka.transactions.transactional_options`):
+    the Tansu broker fails ``InitProducerId`` with
     UnknownError, and with idempotence on aiokafka's sender waits for a producer
     id before sending anything (``_maybe_wait_for_pid``), so nothing would ever
     be sent. Ordering does not need it (see above); idempotence would only
     remove the duplicates that retries and replays create, which event ids
     already make recognisable.
+
+    Raises ConfigError when the codec's library is missing (:func:`check_compression`).
     """
+    check_compression(settings)
     compression = None if settings.compression == "none" else settings.compression
     return {
         **client_options(settings),

@@ -6,6 +6,8 @@ offsets nor triggers a rebalance of the real consumers (:func:`open_topic`,
 :class:`TopicReader`); knowing when a partition has reached the end it had when
 the read started (:meth:`TopicReader.ends`, :meth:`TopicReader.drop_reached`);
 and reading a whole topic to that end (:func:`read_to_end`, :class:`KafkaTopic`).
+Every read is ``read_committed``: only what committed transactions wrote
+(``kafka.exactly_once``), and the end of a partition is its last stable offset.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ async def open_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[Topic
         **client,
         group_id=None,
         enable_auto_commit=False,
+        # Records of aborted transactions (kafka.exactly_once) are never shown, and
+        # nothing past an open one: the same as read_uncommitted on a topic written
+        # without transactions.
+        isolation_level="read_committed",
         max_partition_fetch_bytes=fetch_bytes,
         fetch_max_bytes=max(fetch_bytes, 50 * 1024 * 1024),
     )

@@ -64,6 +64,11 @@ class Checkpointer:
         if self.clock() - self._last_save >= self.interval:
             self.save()
 
+    @property
+    def saved(self) -> Checkpoint | None:
+        """The checkpoint saved (or committed) last by this pipeline."""
+        return self._saved
+
     def save(self) -> None:
         """Save the checkpoint now, unless it is the one saved last."""
         checkpoint = self.checkpoint()
@@ -71,6 +76,12 @@ class Checkpointer:
         if checkpoint == self._saved:
             return
         self.store.save(checkpoint)
+        self.committed(checkpoint)
+
+    def committed(self, checkpoint: Checkpoint) -> None:
+        """``checkpoint`` is saved: by :meth:`save`, or committed in a transaction
+        with the events it covers (wpcdc.runtime.transactions)."""
+        self._last_save = self.clock()
         self._saved = checkpoint
         if self.resnapshots is not None:
             self.resnapshots.saved(checkpoint)

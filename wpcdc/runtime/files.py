@@ -40,7 +40,9 @@ class JsonFile(Generic[T]):
         """The document, or None when the file does not exist yet."""
         try:
             raw = self.path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # No such file (a part of its directory path being a file also means
+            # none: a read-only container may point it anywhere it never writes).
             return None
         except OSError as exc:
             raise CheckpointError(f"cannot read {self.what} {self.path}: {exc.strerror}") from None

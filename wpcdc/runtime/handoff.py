@@ -4,6 +4,13 @@ This module owns the reader thread and the bounded queue between it and the
 loop. The binlog read blocks, so it runs in a thread of its own; the loop takes
 what the thread read in batches. When the broker is slow the thread waits
 instead of buffering (promise "bounded memory", docs/ARCHITECTURE.md).
+
+The hand-over costs what it should: the loop wakes once per batch, not per
+item (bench_pipeline, 500 posts: 425 batches for 9,167 items; a synthetic
+reader/loop pair: 3-5 µs of CPU per item when batches are large, up to ~20 µs
+when a fast loop takes a few items per wake-up). The loop's own work (fold,
+encoding, producing) costs ~40 µs of CPU per row change, so moving the read
+onto the loop thread would save little while the binlog read blocks (issue 8).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ This module owns the two verdicts an orchestrator asks for, served next to
   acknowledged by the broker was committed less than
   ``metrics.ready_max_lag_seconds`` ago. Otherwise 503 with the reason:
   ``starting``, ``broker unreachable``, ``database unreachable`` (the last
-  pipeline failed for that reason and is being rebuilt) or ``catching up``.
+  pipeline failed for that reason and is being rebuilt), ``catching up``, or
+  ``standby`` (``ha.enabled``: another instance holds the lead; the body names
+  it when the server shows it, :mod:`wpcdc.runtime.leader`).
   A broker that goes away while nothing is being sent is noticed at the next
   send that is not acknowledged within ``kafka.request_timeout`` (the age of
   the waiting change shows first as ``catching up``).
@@ -39,6 +41,7 @@ class Phase(StrEnum):
     STREAMING = "streaming"
     BROKER_UNREACHABLE = "broker unreachable"
     DATABASE_UNREACHABLE = "database unreachable"
+    STANDBY = "standby"
 
 
 CATCHING_UP = "catching up"
@@ -74,6 +77,7 @@ class Health:
         self._clock = clock
         self._last_beat = clock()
         self._phase = Phase.STARTING
+        self._detail: dict[str, Any] = {}
 
     @property
     def phase(self) -> Phase:
@@ -83,7 +87,10 @@ class Health:
         """The loop is alive now."""
         self._last_beat = self._clock()
 
-    def enter(self, phase: Phase) -> None:
+    def enter(self, phase: Phase, detail: dict[str, Any] | None = None) -> None:
+        """Now in ``phase``; ``detail`` joins the readiness body while not streaming
+        (e.g. who holds the lead of a standby)."""
+        self._detail = dict(detail or {})
         self._phase = phase
 
     def liveness(self) -> Verdict:
@@ -98,7 +105,7 @@ class Health:
     def readiness(self) -> Verdict:
         phase = self._phase
         if phase is not Phase.STREAMING:
-            return Verdict(False, {"ready": False, "reason": phase.value})
+            return Verdict(False, {"ready": False, "reason": phase.value, **self._detail})
         lag = self._lag()
         if lag > self._max_lag:
             return Verdict(

@@ -91,6 +91,9 @@ class Metrics:
         self.checkpoint_saved = gauge(
             "wpcdc_checkpoint_saved_timestamp_seconds", "When the checkpoint was last saved."
         )
+        # Standby failover (ha.enabled): 1 while this process holds the lead and
+        # streams, 0 while it stands by; without ha.enabled, 1 while it runs.
+        self.leader = gauge("wpcdc_leader", "1 while this process holds the lead.")
         # Trouble: each restart replays from the checkpoint (duplicates keep their ids).
         self.restarts = counter(
             "wpcdc_pipeline_restarts_total",

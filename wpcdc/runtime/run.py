@@ -14,6 +14,10 @@ the broker connected, possibly retrying for a minute) the start is abandoned,
 and the checkpoint is left as it was. Blocking calls run in daemon threads
 (:class:`DaemonThreads`), so a database that does not answer cannot hold the
 exit either.
+
+With ``ha.enabled`` the same loop runs only while this process holds the lead
+(:class:`wpcdc.runtime.leader.Leadership`): it stops when the lead is lost, and
+its checkpoint saves go through the fence (:class:`~wpcdc.runtime.leader.FencedStore`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Final, TypeVar
 
 from wpcdc.config.settings import Settings
 from wpcdc.core.backoff import Backoff
-from wpcdc.core.checkpoint import Checkpoint
+from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.core.errors import BrokerUnavailable, DeliveryFailed
 from wpcdc.core.offsets import AcknowledgedOffsets
 from wpcdc.core.positions import Coordinate
@@ -38,9 +42,17 @@ from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.mysql.status import check_position_available, current_position
 from wpcdc.runtime.build import build_pipeline
 from wpcdc.runtime.health import Health, Phase
+from wpcdc.runtime.leader import Fence, FencedStore, Leadership
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.snapshot import refuse_unfinished
-from wpcdc.runtime.stores import Store, checkpoint_store, close, make_durable, where
+from wpcdc.runtime.stores import (
+    Store,
+    checkpoint_store,
+    close,
+    fence_previous_run,
+    make_durable,
+    where,
+)
 
 log = logging.getLogger("wpcdc.run")
 
@@ -135,7 +147,20 @@ async def run_until_stopped(
     hears where it is (readiness: starting, streaming, which side is unreachable)."""
     store = checkpoint_store(settings)
     try:
-        await _restarting(settings, store, metrics, stop, health)
+        if settings.ha.enabled:
+            # Only while this process holds the lead (standby failover).
+            await Leadership(
+                settings,
+                metrics=metrics,
+                stop=stop,
+                health=health,
+                lead=lambda term_stop, fence: _restarting(
+                    settings, store, metrics, term_stop, health, fence
+                ),
+            ).run()
+        else:
+            metrics.leader.set(1)
+            await _restarting(settings, store, metrics, stop, health)
     finally:
         # The last checkpoint on its way to a Kafka store (bounded wait).
         await asyncio.to_thread(close, store)
@@ -147,6 +172,7 @@ async def _restarting(
     metrics: Metrics,
     stop: asyncio.Event,
     health: Health | None,
+    fence: Fence | None = None,
 ) -> None:
     backoff = Backoff(RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX)
     # What the broker acknowledged, across rebuilds: a rebuilt sink checks that
@@ -154,7 +180,7 @@ async def _restarting(
     offsets = AcknowledgedOffsets()
     while not stop.is_set():
         try:
-            await stream_once(settings, store, metrics, stop, offsets, health)
+            await stream_once(settings, store, metrics, stop, offsets, health, fence)
             return
         except Stopped:
             log.info("stopped while starting; the checkpoint is unchanged")
@@ -192,17 +218,20 @@ async def stream_once(
     stop: asyncio.Event,
     offsets: AcknowledgedOffsets | None = None,
     health: Health | None = None,
+    fence: Fence | None = None,
 ) -> None:
     """One pipeline, from the checkpoint until ``stop`` or an error; raises
-    Stopped when ``stop`` comes while it starts."""
+    Stopped when ``stop`` comes while it starts. With ``fence`` (standby
+    failover), no checkpoint is saved once the lead is lost."""
     refuse_unfinished(settings.checkpoint.path)
-    checkpoint = await unless_stopped(stop, starting_checkpoint(settings, store))
+    saves: CheckpointStore = store if fence is None else FencedStore(store, fence)
+    checkpoint = await unless_stopped(stop, starting_checkpoint(settings, store, saves))
     async with contextlib.AsyncExitStack() as stack:
         pipeline = await unless_stopped(
             stop,
             stack.enter_async_context(
                 build_pipeline(
-                    settings, checkpoint=checkpoint, store=store, metrics=metrics, offsets=offsets
+                    settings, checkpoint=checkpoint, store=saves, metrics=metrics, offsets=offsets
                 )
             ),
         )
@@ -219,9 +248,14 @@ async def stream_once(
         await pipeline.run(stop)
 
 
-async def starting_checkpoint(settings: Settings, store: Store) -> Checkpoint:
+async def starting_checkpoint(
+    settings: Settings, store: Store, saves: CheckpointStore | None = None
+) -> Checkpoint:
     """The saved checkpoint, checked to be still in the binlog; without one, the
-    end of the binlog, saved at once."""
+    end of the binlog, saved at once (through ``saves`` when given)."""
+    # Exactly-once: an earlier run's transaction ends (fenced) before the read,
+    # so that the checkpoint read back is the last one ever committed.
+    await fence_previous_run(settings)
     # In a thread: a Kafka store reads its topic.
     checkpoint = await asyncio.to_thread(store.load)
     if checkpoint is None:
@@ -229,7 +263,7 @@ async def starting_checkpoint(settings: Settings, store: Store) -> Checkpoint:
         checkpoint = Checkpoint(position=position)
         # Saved at once, and durable before any event: a crash before the first
         # acknowledgement must resume here, not at a later end of the binlog.
-        store.save(checkpoint)
+        (saves or store).save(checkpoint)
         await asyncio.to_thread(make_durable, store)
         log.info(
             "no checkpoint in %s: starting at the end of the binlog (%s). "

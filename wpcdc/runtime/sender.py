@@ -2,12 +2,15 @@
 
 This module owns the way out of the pipeline: each event of a closed group
 becomes one record (:func:`wpcdc.core.records.encode`), goes to the sink, and
-its delivery callback tells the :class:`~wpcdc.core.acks.AckTracker` (which
-decides how far the checkpoint may go: promise "checkpoint after ack",
-docs/ARCHITECTURE.md). The first delivery that fails is latched: the pipeline
+the acknowledgement of its batch tells the :class:`~wpcdc.core.acks.AckTracker`
+(which decides how far the checkpoint may go: promise "checkpoint after ack",
+docs/ARCHITECTURE.md). The sink returns one future per batch, shared by its
+records: the sender adds one callback per future, which acknowledges every
+event the batch carried. The first delivery that fails is latched: the pipeline
 ends with :class:`DeliveryFailed` and is rebuilt from the checkpoint, or with
-:class:`TopicLost` (the broker lost acknowledged records), which ends the run
-(promise "loud failure"). It also counts what it sends in the metrics.
+:class:`TopicLost` (the broker lost acknowledged records) or
+:class:`ProducerFenced` (another producer took the transactional id), which end
+the run (promise "loud failure"). It also counts what it sends in the metrics.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import Counter
 from typing import Protocol
 
 from wpcdc.core.acks import AckTracker
-from wpcdc.core.errors import DeliveryFailed, TopicLost
+from wpcdc.core.errors import DeliveryFailed, ProducerFenced, TopicLost
 from wpcdc.core.events import Event, MetaData
 from wpcdc.core.fold import ClosedGroup
 from wpcdc.core.records import Headers, encode
@@ -29,7 +32,8 @@ log = logging.getLogger("wpcdc.stream")
 
 
 class Sink(Protocol):
-    """Where records go (wpcdc.kafka.sink.KafkaSink); the future resolves on acknowledgement."""
+    """Where records go (wpcdc.kafka.sink.KafkaSink); the future resolves on
+    acknowledgement, and may be shared by the records of one batch."""
 
     async def send(
         self, key: bytes, value: bytes, headers: Headers | None = None
@@ -50,8 +54,10 @@ class Sender:
         self._tracker = tracker
         self._source_name = source_name
         self._metrics = metrics
-        self._failure: DeliveryFailed | TopicLost | None = None
+        self._failure: DeliveryFailed | TopicLost | ProducerFenced | None = None
         self._failed = asyncio.Event()
+        # Per delivery future (one per batch): the (group, event) pairs it carries.
+        self._carried: dict[asyncio.Future[None], list[tuple[int, Event]]] = {}
 
     async def send(self, group: ClosedGroup) -> None:
         """Send every event of ``group``; returns once they are in the sink's buffer."""
@@ -71,28 +77,35 @@ class Sender:
                     ", ".join(record.omitted),
                 )
             future = await self._sink.send(record.key, record.value, record.headers)
-            future.add_done_callback(self._on_delivery(group_id, event))
+            carried = self._carried.get(future)
+            if carried is None:
+                carried = self._carried[future] = []
+                future.add_done_callback(self._on_delivery)
+            carried.append((group_id, event))
 
-    def _on_delivery(self, group_id: int, event: Event) -> Callable[[asyncio.Future[None]], None]:
-        def done(future: asyncio.Future[None]) -> None:
-            if future.cancelled():
-                self._fail(DeliveryFailed(f"delivery of {event.id} was cancelled"))
-                return
-            error = future.exception()
-            if isinstance(error, TopicLost):
-                self._fail(error)  # no rebuild cures it: raised as it is
-                return
-            if error is not None:
-                self._fail(
-                    DeliveryFailed(f"the broker did not acknowledge event {event.id}: {error}")
-                )
-                return
+    def _on_delivery(self, future: asyncio.Future[None]) -> None:
+        carried = self._carried.pop(future, [])
+        if not carried:
+            return
+        first = carried[0][1]
+        if future.cancelled():
+            self._fail(DeliveryFailed(f"delivery of {first.id} was cancelled"))
+            return
+        error = future.exception()
+        if isinstance(error, TopicLost | ProducerFenced):
+            self._fail(error)  # no rebuild cures it: raised as it is
+            return
+        if error is not None:
+            self._fail(DeliveryFailed(f"the broker did not acknowledge event {first.id}: {error}"))
+            return
+        acked: Counter[str] = Counter()
+        for group_id, event in carried:
             self._tracker.ack(group_id)
-            self._metrics.events.labels(event.type).inc()
+            acked[event.type] += 1
+        for event_type, count in acked.items():
+            self._metrics.events.labels(event_type).inc(count)
 
-        return done
-
-    def _fail(self, error: DeliveryFailed | TopicLost) -> None:
+    def _fail(self, error: DeliveryFailed | TopicLost | ProducerFenced) -> None:
         if self._failure is None:
             self._failure = error
             self._failed.set()

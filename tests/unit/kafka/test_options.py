@@ -6,9 +6,12 @@ import ssl
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from wpcdc.config.settings import KafkaSettings
-from wpcdc.kafka.options import client_options
+from wpcdc.core.errors import ConfigError
+from wpcdc.kafka import options
+from wpcdc.kafka.options import client_options, producer_options
 
 
 def test_plaintext_has_no_tls_or_sasl() -> None:
@@ -46,3 +49,28 @@ def test_a_missing_ca_file_is_an_os_error(tmp_path: Path) -> None:
     settings = KafkaSettings(security_protocol="SSL", tls={"ca": tmp_path / "nope.pem"})
     with pytest.raises(OSError, match=r"ca file .*nope\.pem does not exist"):
         client_options(settings)
+
+
+def test_lz4_is_the_default_codec_and_none_sends_uncompressed() -> None:
+    assert producer_options(KafkaSettings())["compression_type"] == "lz4"
+    assert producer_options(KafkaSettings(compression="none"))["compression_type"] is None
+    for codec in ("gzip", "zstd", "snappy"):
+        assert producer_options(KafkaSettings(compression=codec))["compression_type"] == codec
+
+
+def test_an_unknown_codec_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValidationError) as refused:
+        KafkaSettings(compression="brotli")  # type: ignore[arg-type]
+    assert "'lz4'" in str(refused.value) and "'gzip'" in str(refused.value)
+
+
+def test_a_codec_whose_library_is_missing_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(options._CODECS, "lz4", (lambda: False, "cramjam"))
+    with pytest.raises(ConfigError) as refused:
+        producer_options(KafkaSettings())
+    message = str(refused.value)
+    assert "kafka.compression = 'lz4'" in message and "cramjam" in message
+    assert '"gzip"' in message  # what to do instead
+    producer_options(KafkaSettings(compression="gzip"))  # the standard library's

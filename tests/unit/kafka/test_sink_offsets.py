@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.core.errors import EXIT_PREFLIGHT, TopicLost
 from wpcdc.core.offsets import AcknowledgedOffsets
-from wpcdc.kafka.sink import KafkaSink
+from wpcdc.kafka.sink import KafkaSink, _Batch
 
 
-def settle(sink: KafkaSink, partition: int, offset: int) -> asyncio.Future[None]:
+def settle(sink: KafkaSink, partition: int, offset: int, records: int = 1) -> asyncio.Future[None]:
+    """Settle a batch of ``records`` the broker acknowledged at base ``offset``."""
     loop = asyncio.get_running_loop()
     delivery: asyncio.Future[object] = loop.create_future()
     delivery.set_result(SimpleNamespace(partition=partition, offset=offset))
-    acked: asyncio.Future[None] = loop.create_future()
-    sink._settle(b"1:1", delivery, acked)
-    return acked
+    batch = _Batch(partition, cast(Any, None), loop.create_future(), b"1:1", records)
+    sink._settle(batch, delivery)
+    return batch.acked
 
 
 def test_an_offset_that_goes_back_fails_the_record_and_the_sink_for_good() -> None:
@@ -51,5 +53,15 @@ def test_a_rebuilt_sink_shares_what_was_acknowledged() -> None:
         rebuilt = KafkaSink(settings=KafkaSettings(), offsets=offsets)
         with pytest.raises(TopicLost):
             settle(rebuilt, 2, 3).result()
+
+    asyncio.run(main())
+
+
+def test_a_batch_counts_up_to_its_last_record() -> None:
+    async def main() -> None:
+        sink = KafkaSink(settings=KafkaSettings(), offsets=AcknowledgedOffsets())
+        assert settle(sink, 0, 10, records=5).result() is None  # offsets 10..14
+        with pytest.raises(TopicLost, match="offset 14 after one at offset 14"):
+            settle(sink, 0, 14).result()
 
     asyncio.run(main())
