@@ -42,7 +42,7 @@ mysqlbinlog's median time over wpcdc's.
 alone (``wp_update_post`` with a new title through WordPress PHP), then one
 UPDATE statement rewriting every bulk row followed at once, in the same PHP
 process, by the same save. The latency is from the save's post row committed
-(``microtime(true)`` first thing in WordPress's ``post_updated`` action; the
+(when its UPDATE returned, from wpdb's query log with ``SAVEQUERIES``; the
 revision written after it is dropped by wpcdc) to a consumer on the topic
 reading the post event with that title (same clock).
 
@@ -323,11 +323,11 @@ return $id;
 # The editor's save: a new title, as the block editor's save of a title change;
 # with $args['bulk'], right behind one UPDATE rewriting every bulk meta row (one
 # transaction), from the same PHP process so that nothing but that UPDATE comes
-# between them. The save's time is taken in the post_updated action, first in
-# line: right after wp_update_post wrote the post row (autocommitted), the last
-# change the post's event carries; the revision WordPress writes next is dropped
-# by wpcdc (fold.ignored_post_types), and PHP can take longer to write it and
-# return than wpcdc takes to publish the save.
+# between them. The save's time is when the UPDATE of its post row returned
+# (autocommitted: committed), from wpdb's query log: that row is the last change
+# the post's event carries (the revision WordPress writes next is dropped by
+# wpcdc, fold.ignored_post_types). Taking it from an action instead ran late by
+# whatever PHP did in between, tens of ms on a loaded machine.
 SAVE = """
 global $wpdb;
 $bulk = null;
@@ -339,12 +339,19 @@ if ($args['bulk'] !== null) {
     }
     $bulk = ['seconds' => microtime(true) - $began, 'committed' => microtime(true)];
 }
-$saved = null;
-add_action('post_updated', function () use (&$saved) {
-    $saved = microtime(true);
-}, PHP_INT_MIN);
+if (!defined('SAVEQUERIES')) { define('SAVEQUERIES', true); }  // read at each query
+$wpdb->queries = [];
 $done = wp_update_post(['ID' => $args['id'], 'post_title' => $args['title']], true);
 if (is_wp_error($done)) { throw new Exception($done->get_error_message()); }
+$saved = null;
+foreach ($wpdb->queries as $query) {  // [sql, elapsed, caller, start, ...]
+    if (str_starts_with($query[0], "UPDATE `{$wpdb->posts}`")
+        && str_contains($query[0], "WHERE `ID` = {$args['id']}")) {
+        $saved = $query[3] + $query[1];  // when the autocommitted UPDATE returned
+        break;
+    }
+}
+if ($saved === null) { throw new Exception('no UPDATE of the post row in the save'); }
 return ['saved' => $saved, 'bulk' => $bulk];
 """
 
