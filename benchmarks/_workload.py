@@ -1,11 +1,20 @@
-"""WordPress-shaped binlogs for the benchmarks, written by real WordPress PHP.
+"""WordPress-shaped binlogs for the benchmarks.
 
 A private MariaDB (the caller starts it) gets a ``bench`` database with
-WordPress installed; the workloads below then call WordPress core APIs in one
+WordPress installed; most workloads below then call WordPress core APIs in one
 ``php`` process each, so the binlog holds exactly the rows WordPress writes.
+``write_post_rows`` instead generates the SQL of WordPress's rows in Python:
+hundreds of thousands of row changes in seconds, where PHP would take minutes,
+with the transaction boundaries chosen (autocommit as WordPress, or one
+transaction per post as a bulk import).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pymysql
+from pymysql.constants import CLIENT
 
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.local.mariadb import MariaDBServer
@@ -98,3 +107,110 @@ def write_interleaved(site: WordPressSite, server: MariaDBServer, rows: int, pos
             f"FROM seq_0_to_{rows - 1} ORDER BY seq"
         )
         conn.commit()
+
+
+# --- SQL-generated posts: the binlog shape of WordPress, written fast -------------
+
+# Row changes per post of write_post_rows: the post INSERT, the guid UPDATE that
+# wp_insert_post makes right after it (before and after images of the 2 KB row),
+# eight meta rows and two term relationships (a category and a tag).
+ROWS_PER_POST = 12
+POST_BODY = "Lorem ipsum dolor sit amet. " * 73  # ~2 KB, as in WRITE_POSTS
+# Statements sent to the server in one round trip (multi-statements): each still
+# commits on its own with autocommit, so only the client's round trips are saved.
+STATEMENTS_PER_BATCH = 600
+
+CREATE_TAGS = """
+$ids = [];
+for ($i = 0; $i < $args; $i++) {
+    $term = wp_insert_term("bench-tag-$i", 'post_tag');
+    if (is_wp_error($term)) { throw new Exception($term->get_error_message()); }
+    $ids[] = $term['term_taxonomy_id'];
+}
+return $ids;
+"""
+
+
+def create_tags(site: WordPressSite, count: int = 40) -> list[int]:
+    """``count`` tags made by WordPress (so the mirror knows them); their term_taxonomy_ids."""
+    return [int(tt_id) for tt_id in site.php(CREATE_TAGS, count)]
+
+
+def write_post_rows(
+    server: MariaDBServer, posts: int, tags: list[int], *, transaction_per_post: bool
+) -> int:
+    """``posts`` new posts of ``ROWS_PER_POST`` row changes each, one statement per
+    row as WordPress writes them. Autocommitted (every row its own transaction,
+    how WordPress writes) or, with ``transaction_per_post``, BEGIN..COMMIT around
+    each post's rows (a bulk import). Returns the row changes written."""
+    conn = pymysql.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        database=DATABASE,
+        charset="utf8mb4",
+        autocommit=True,
+        client_flag=CLIENT.MULTI_STATEMENTS,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(ID), 0) + 1 FROM wp_posts")
+            row = cursor.fetchone()
+            assert row is not None
+            first = int(row[0])
+            batch: list[str] = []
+            for n in range(posts):
+                statements = list(_post_statements(conn, first + n, n, tags))
+                if transaction_per_post:
+                    statements = ["BEGIN", *statements, "COMMIT"]
+                batch.extend(statements)
+                if len(batch) >= STATEMENTS_PER_BATCH or n == posts - 1:
+                    cursor.execute(";\n".join(batch))
+                    while cursor.nextset():  # every statement's result, errors included
+                        pass
+                    batch = []
+    finally:
+        conn.close()
+    return posts * ROWS_PER_POST
+
+
+def _post_statements(
+    conn: pymysql.connections.Connection, post_id: int, n: int, tags: list[int]
+) -> Iterator[str]:
+    """One post's rows as WordPress's wp_insert_post, update_post_meta and
+    wp_set_post_terms write them, one statement per row."""
+    q = conn.escape
+    date = f"2026-11-{1 + n % 28:02d} {n % 24:02d}:{n % 60:02d}:{(7 * n) % 60:02d}"
+    title = f"Imported post {n}"
+    yield (
+        "INSERT INTO wp_posts (ID, post_author, post_date, post_date_gmt, post_content, "
+        "post_title, post_excerpt, post_status, comment_status, ping_status, post_password, "
+        "post_name, to_ping, pinged, post_modified, post_modified_gmt, "
+        "post_content_filtered, post_parent, guid, menu_order, post_type, post_mime_type, "
+        f"comment_count) VALUES ({post_id}, 1, {q(date)}, {q(date)}, {q(POST_BODY)}, "
+        f"{q(title)}, '', 'publish', 'open', 'open', '', {q(f'imported-post-{n}')}, '', '', "
+        f"{q(date)}, {q(date)}, '', 0, '', 0, 'post', '', 0)"
+    )
+    yield f"UPDATE wp_posts SET guid = {q(f'http://bench.test/?p={post_id}')} WHERE ID = {post_id}"
+    meta = {
+        "_edit_last": "1",
+        "_edit_lock": f"{1764547200 + n}:1",
+        "_thumbnail_id": str(100000 + n),
+        "_wp_page_template": "default",
+        "views": str(n * 7),
+        "subtitle": f"Subtitle of imported post {n}",
+        "_yoast_wpseo_metadesc": f"Post {n}: " + "a summary for search engines. " * 4,
+        "gallery": 'a:2:{s:3:"ids";a:3:{i:0;i:11;i:1;i:12;i:2;i:13;}s:7:"columns";i:3;}',
+    }
+    for key, value in meta.items():
+        yield (
+            "INSERT INTO wp_postmeta (post_id, meta_key, meta_value) "
+            f"VALUES ({post_id}, {q(key)}, {q(value)})"
+        )
+    # Category 1 (Uncategorized, term_taxonomy_id 1) and one of the tags.
+    for tt_id in (1, tags[n % len(tags)]):
+        yield (
+            "INSERT INTO wp_term_relationships (object_id, term_taxonomy_id, term_order) "
+            f"VALUES ({post_id}, {tt_id}, 0)"
+        )

@@ -18,7 +18,7 @@ variant, ``--rounds`` times, interleaved so that machine noise hits all alike:
   i.e. every event was acknowledged.
 
 Each measurement runs in a fresh process (the script runs itself with
-``--variant``), so the peak RSS reported is that variant's own. The table shows
+``--variant``), so the peak RSS reported (VmHWM) is that variant's own. The table shows
 medians; "vs baseline" is the baseline's median time over the variant's for the
 same binlog range, i.e. the throughput ratio. Setup (connecting the producer,
 creating the topic, loading the mirror) is not timed.
@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import pstats
-import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _rss import peak_rss_mib
 from _workload import (
     DATABASE,
     install_wordpress,
@@ -164,11 +164,6 @@ class Result:
     rss_peak_mib: float
     # wpcdc only: the largest checkpoint file it wrote.
     checkpoint_max_bytes: int | None = None
-
-
-def peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- the variants (each runs in a process of its own) ----------------------------

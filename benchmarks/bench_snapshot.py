@@ -4,7 +4,7 @@ Starts a private MariaDB and a Tansu broker, installs WordPress and writes
 ``--posts`` posts through WordPress (2 KB body, a category, 2-3 tags, three meta
 of which one an array; every other post edited once, so revisions exist as on
 real sites). Then, ``--rounds`` times, interleaved so that noise hits all alike,
-each variant runs in a subprocess of its own (peak RSS from ``wait4``):
+each variant runs in a subprocess of its own (peak RSS: its VmHWM, see _rss.py):
 
 - ``wpcdc snapshot``: the real command, every post to the broker with acks=all,
   progress saved per chunk, checkpoint written;
@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _rss import PeakSampler
 
 from wpcdc.core.snapshot_events import PostRange
 from wpcdc.local.broker import TansuBroker
@@ -76,24 +78,16 @@ class Run:
 
 
 def run_measured(argv: list[str], env: dict[str, str], out: Path | None = None) -> Run:
-    """Run a subprocess; wall time and its peak RSS (wait4 reports that child's own)."""
+    """Run a subprocess; wall time and its peak RSS (its VmHWM, see _rss.py)."""
     began = time.perf_counter()
     with open(out or os.devnull, "wb") as sink:
         process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.PIPE)
-        assert process.stderr is not None
-        # Read stderr on the side: a full pipe would stall the child.
-        errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
-        reader.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        reader.join()
-        process.returncode = os.waitstatus_to_exitcode(status)
+        with PeakSampler(process.pid) as sampler:
+            _, errors = process.communicate()  # reads stderr: a full pipe would stall it
     seconds = time.perf_counter() - began
     if process.returncode != 0:
-        raise SystemExit(
-            f"{argv[:4]} failed ({process.returncode}):\n{b''.join(errors).decode()[-3000:]}"
-        )
-    return Run(seconds, usage.ru_maxrss / 1024)
+        raise SystemExit(f"{argv[:4]} failed ({process.returncode}):\n{errors.decode()[-3000:]}")
+    return Run(seconds, sampler.peak_mib)
 
 
 def read_and_serialize(port: int) -> None:

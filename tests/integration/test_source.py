@@ -57,7 +57,7 @@ SCHEMA = [
         meta_key varchar(255),
         meta_value longtext
     ) DEFAULT CHARSET=utf8mb4""",
-    "CREATE TABLE wp_options (option_id int AUTO_INCREMENT PRIMARY KEY, v text)",
+    "CREATE TABLE wp_comments (comment_ID int AUTO_INCREMENT PRIMARY KEY, v text)",
 ]
 
 
@@ -296,7 +296,7 @@ def test_resume_from_a_boundary_yields_exactly_the_following_transactions(
         mysql_server.execute(
             f"INSERT INTO wp_posts (post_title, post_content) VALUES ('p{n}', 'c')", mysql_database
         )
-        mysql_server.execute("INSERT INTO wp_options (v) VALUES ('noise')", mysql_database)
+        mysql_server.execute("INSERT INTO wp_comments (v) VALUES ('noise')", mysql_database)
     first = parts_of(read_until_marker(mysql_server, mysql_database, start))
     assert_contiguous(first, start)
     # Transactions on unwatched tables arrive too, without changes.

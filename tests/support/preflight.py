@@ -19,7 +19,8 @@ from wpcdc.core.facts import (
     TopicFacts,
 )
 
-MAIN_TABLES = [f"wp_{suffix}" for suffix in WORDPRESS_TABLES]
+# The tables wpcdc reads on a single site: the five it streams, options and users.
+MAIN_TABLES = [f"wp_{suffix}" for suffix in (*WORDPRESS_TABLES, "options", "users")]
 
 MARIADB_VARIABLES = {
     "log_bin": "ON",

@@ -21,9 +21,11 @@ from wpcdc.core.events import (
     META_EVENT,
     POST_EVENT_TYPES,
     SCHEMA_VERSION,
+    SITE_EVENT,
     SNAPSHOT_EVENT,
     MetaData,
     PostData,
+    SiteData,
     SnapshotData,
     TaxonomyData,
 )
@@ -54,6 +56,8 @@ def _data_class(event_type: str) -> type[Any]:
         return PostData
     if event_type == SNAPSHOT_EVENT:
         return SnapshotData
+    if event_type == SITE_EVENT:
+        return SiteData
     return MetaData if event_type == META_EVENT else TaxonomyData
 
 
@@ -73,7 +77,12 @@ def schema(event_type: str) -> dict[str, Any]:
             "id": {"type": "string", "minLength": 1},
             "source": {"type": "string", "minLength": 1},
             "type": {"const": event_type},
-            "subject": {"type": "string", "pattern": r"^(blog/[0-9]+/)?post/[0-9]+$"},
+            "subject": {
+                "type": "string",
+                "pattern": r"^(blog/[0-9]+/)?site$"
+                if event_type == SITE_EVENT
+                else r"^(blog/[0-9]+/)?post/[0-9]+$",
+            },
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": envelope.CONTENT_TYPE},
             "dataschema": {"const": envelope.dataschema(event_type, SCHEMA_VERSION)},

@@ -33,6 +33,7 @@ from wpcdc.core.snapshot_state import SnapshotOptions, Start, decide_start, pars
 from wpcdc.kafka.sink import KafkaSink
 from wpcdc.mysql.consistent import ConsistentSnapshot
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
+from wpcdc.mysql.posts import load_mirror
 from wpcdc.mysql.status import check_position_available
 from wpcdc.runtime.build import source_name
 from wpcdc.runtime.progress import LogProgress, ProgressReporter, TerminalProgress
@@ -124,6 +125,9 @@ async def _snapshot(
                 "`wpcdc snapshot --force`, and keep binlogs longer than a snapshot takes."
             ) from None
     fold = settings.fold.to_config()
+    # The options, users and slugs the events' links come from (wpcdc.core.site).
+    mirror = await asyncio.to_thread(load_mirror, settings.mysql)
+    mirror.site.rules = settings.links.to_rules()
     open_read = functools.partial(
         ConsistentSnapshot.open,
         settings.mysql,
@@ -144,6 +148,7 @@ async def _snapshot(
         progress=progress,
         state=state,
         stop=stop,
+        mirror=mirror,
     )
     again = (
         ""

@@ -123,7 +123,20 @@ def summary(event: Mapping[str, Any]) -> str:
         omitted = data.get("omitted")
         if text and isinstance(omitted, list) and omitted:
             text += f"  [omitted: {', '.join(printable(str(o)) for o in omitted)}]"
+        if text:
+            text += _links(data.get("links"))
     return text or _excerpt(data)
+
+
+def _links(links: Any) -> str:
+    """The post's URL, and the one it moved from (README, "Links and cache tags")."""
+    if not isinstance(links, Mapping):
+        return ""
+    now, was = links.get("permalink"), links.get("previous_permalink")
+    text = f"  {printable(str(now))}" if now else ""
+    if was:
+        text += f" (was {printable(str(was))})"
+    return text
 
 
 def _summarize(kind: str, data: Mapping[str, Any]) -> str:
@@ -144,6 +157,12 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
             for change in _list(data["changes"])
         ]
         return " ".join(changes) or "(no meta changed)"
+    if kind == "site_settings_changed":
+        after = data["after"]
+        return " ".join(
+            f"{printable(str(name))}={printable(str(after.get(name)))!s}"
+            for name in _list(data["changed"])
+        )
     if kind == "taxonomy_changed":
         added = [f"+{_term(term)}" for term in _list(data.get("added", []))]
         removed = [f"-{_term(term)}" for term in _list(data.get("removed", []))]

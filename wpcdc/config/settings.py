@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from wpcdc.core.errors import ConfigError
 from wpcdc.core.fold import FoldConfig
+from wpcdc.core.permalinks import LinkRules, Rewrite
 from wpcdc.core.signing import Signer
 
 ENV_PREFIX = "WPCDC_"
@@ -304,6 +305,42 @@ class SnapshotSettings(_Section):
     progress_interval_seconds: float = Field(default=5.0, gt=0)
 
 
+class RewriteSettings(_Section):
+    """A custom post type's or taxonomy's ``rewrite`` as registered in PHP."""
+
+    # The URL base; empty: the type or taxonomy name (WordPress's default).
+    slug: str = ""
+    # Prefix the permalink structure's front (`/blog/` of `/blog/%postname%/`).
+    with_front: bool = True
+    # Post types: parent slugs in the URL (pages-like). Taxonomies: `rewrite.hierarchical`.
+    hierarchical: bool = False
+    # False: no public URL (not `public`, or `rewrite => false`); no permalink in events.
+    public: bool = True
+
+
+class LinksSettings(_Section):
+    """What WordPress keeps in PHP rather than the database, for the links in events
+    (see README, "Links and cache tags"). Unlisted types and taxonomies use
+    WordPress's defaults: slug = name, with_front = true."""
+
+    post_types: dict[str, RewriteSettings] = {}
+    taxonomies: dict[str, RewriteSettings] = {}
+
+    def to_rules(self) -> LinkRules:
+        def rewrite(setting: RewriteSettings) -> Rewrite:
+            return Rewrite(
+                slug=setting.slug.strip("/") or None,
+                with_front=setting.with_front,
+                hierarchical=setting.hierarchical,
+                public=setting.public,
+            )
+
+        return LinkRules(
+            post_types={name: rewrite(s) for name, s in self.post_types.items()},
+            taxonomies={name: rewrite(s) for name, s in self.taxonomies.items()},
+        )
+
+
 class Settings(BaseSettings):
     """Everything wpcdc can be told. Build it with :func:`load_settings`."""
 
@@ -325,6 +362,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     signing: SigningSettings = SigningSettings()
     ha: HaSettings = HaSettings()
+    links: LinksSettings = LinksSettings()
 
     @classmethod
     def settings_customise_sources(

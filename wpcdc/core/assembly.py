@@ -18,7 +18,21 @@ from dataclasses import dataclass, field
 from wpcdc.core.errors import WpcdcError
 from wpcdc.core.gtid import GtidState
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Op, Row, RowChange, TableRef, Transaction, TransactionPart
+from wpcdc.core.rows import (
+    WATCHED_OPTIONS,
+    Op,
+    Row,
+    RowChange,
+    TableKind,
+    TableRef,
+    Transaction,
+    TransactionPart,
+    site_row,
+)
+
+_OPTIONS, _USERS = TableKind.OPTIONS, TableKind.USERS
+# Watched option names as the decoder may give them: text, or bytes.
+_WATCHED = WATCHED_OPTIONS | {name.encode() for name in WATCHED_OPTIONS}
 
 logger = logging.getLogger("wpcdc.source")
 
@@ -150,6 +164,21 @@ class TransactionAssembler:
         self, table: TableRef, op: Op, before: Row | None, after: Row | None, timestamp: int
     ) -> TransactionPart | None:
         """A row change on a watched table; returns a part when the buffer is full."""
+        kind = table.kind
+        if kind is _OPTIONS or kind is _USERS:
+            # Options and users: keep only the watched options and allowed columns;
+            # a transient write ends here, before it is counted or built into anything.
+            if (
+                kind is _OPTIONS
+                and (after if after is not None else before or {}).get("option_name")
+                not in _WATCHED
+                and (before is None or before.get("option_name") not in _WATCHED)
+            ):
+                return None
+            before, after = site_row(kind, before), site_row(kind, after)
+            if op is Op.UPDATE and (before is None or after is None):
+                # An option renamed into or out of the watched names.
+                op = Op.INSERT if before is None else Op.DELETE
         current = self._open
         if current is None:
             # Rows with no transaction: the start position was inside one.

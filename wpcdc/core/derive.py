@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any, Final
 from wpcdc.core.decode import decode_meta, text
 from wpcdc.core.events import (
     META_EVENT,
+    SITE_POST_ID,
     TAXONOMY_EVENT,
     Event,
+    EventData,
     MetaChange,
     MetaData,
     Origin,
@@ -35,26 +37,31 @@ from wpcdc.core.events import (
     PostData,
     TaxonomyData,
 )
+from wpcdc.core.links import annotate
 from wpcdc.core.rows import Row
+from wpcdc.core.site_events import site_datas
 
 if TYPE_CHECKING:
     from wpcdc.core.fold import FoldConfig, _Group
+    from wpcdc.core.mirror import Mirror
 
 # The status WordPress gives a post it creates when the editor opens; it is not
 # reported until it becomes something else, unless FoldConfig.emit_auto_drafts.
 AUTO_DRAFT: Final = "auto-draft"
 
 
-def derive(group: _Group, config: FoldConfig) -> list[Event]:
+def derive(group: _Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
     """The events of a closed group, in ordinal order: the post event 0, meta 1,
     taxonomy 2 (none for a group that only concerns an unreported auto-draft)."""
-    datas: list[tuple[str, PostData | MetaData | TaxonomyData]] = []
-    post_event = _post_event(group, config)
+    datas: list[tuple[str, EventData]] = []
+    if group.post_id == SITE_POST_ID:
+        datas = site_datas(group, mirror)  # the blog's URL settings (wpcdc.core.site_events)
+    post_event = None if group.post_id == SITE_POST_ID else _post_event(group, config)
     if isinstance(post_event, str):
         return []  # an auto-draft nobody has been told about: the whole group waits
     if post_event is not None:
         datas.append(post_event)
-    if not group.deleted:
+    if not group.deleted and group.post_id != SITE_POST_ID:
         post_type = _post_type(group)
         meta = _meta_changes(group, config)
         if meta:
@@ -74,6 +81,8 @@ def derive(group: _Group, config: FoldConfig) -> list[Event]:
                     TaxonomyData(group.blog_id, group.post_id, post_type, added, removed),
                 )
             )
+    if mirror is not None and datas and group.post_id != SITE_POST_ID:
+        annotate(datas, group, mirror)  # links and cache tags (wpcdc.core.links)
     origin = Origin(
         file=group.origin.file,
         pos=group.origin.pos,

@@ -49,7 +49,9 @@ def _number(text: str) -> int | None:
 
 
 def subject(blog_id: int, post_id: int) -> str:
-    return f"post/{post_id}" if blog_id == 1 else f"blog/{blog_id}/post/{post_id}"
+    """``post/ID``; a blog's own events (post id 0, key "N:0") are about ``site``."""
+    name = f"post/{post_id}" if post_id else "site"
+    return name if blog_id == 1 else f"blog/{blog_id}/{name}"
 
 
 def dataschema(event_type: str, version: int) -> str:

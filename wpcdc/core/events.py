@@ -37,12 +37,16 @@ POST_EVENT_TYPES: Final[tuple[str, ...]] = PostEventType.__args__  # type: ignor
 META_EVENT: Final = "post_meta_changed"
 TAXONOMY_EVENT: Final = "taxonomy_changed"
 SNAPSHOT_EVENT: Final = "post_snapshot"
+SITE_EVENT: Final = "site_settings_changed"
 EVENT_TYPES: Final[tuple[str, ...]] = (
     *POST_EVENT_TYPES,
     META_EVENT,
     TAXONOMY_EVENT,
     SNAPSHOT_EVENT,
+    SITE_EVENT,
 )
+# The post id of a blog's own events (key "{blog_id}:0", subject "site").
+SITE_POST_ID: Final = 0
 
 
 @dataclass(slots=True)
@@ -76,6 +80,38 @@ class Post:
 
 
 @dataclass(slots=True)
+class TermLink:
+    """A term and its archive URL (``get_term_link()``)."""
+
+    taxonomy: str
+    term_id: int
+    slug: str
+    link: str
+
+
+@dataclass(slots=True)
+class Links:
+    """The URLs a change concerns, as WordPress gives them to an anonymous visitor
+    (see wpcdc.core.permalinks): ``permalink`` is ``get_permalink()`` of the post
+    now (null when deleted, or for a type with no public URL: revisions, menu
+    items, blocks...); ``previous_permalink`` is the URL it had before the
+    change, when that differs (slug, parent, date or category changed, or it
+    left ``publish``: drafts have the plain ``?p=ID`` form); ``terms`` the
+    archives of the terms it has, ``terms_added``/``terms_removed`` those it
+    gained and lost; ``author`` the author's archive; ``home`` and
+    ``posts_page`` the site's (``get_post_type_archive_link('post')``)."""
+
+    permalink: str | None
+    previous_permalink: str | None = None
+    terms: list[TermLink] = field(default_factory=list)
+    terms_added: list[TermLink] = field(default_factory=list)
+    terms_removed: list[TermLink] = field(default_factory=list)
+    author: str | None = None
+    home: str | None = None
+    posts_page: str | None = None
+
+
+@dataclass(slots=True)
 class PostData:
     """Payload of every post event. ``post`` is the row after the change (before
     it, for ``post_deleted``); ``changed`` names the fields that differ and
@@ -90,6 +126,9 @@ class PostData:
     previous_status: str | None = None
     # Fields left out to fit the broker's size limit (see README, oversize events).
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    # What a cache should purge, as tags (see README, "Cache tags").
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -117,6 +156,7 @@ class MetaData:
     post_type: str | None
     changes: list[MetaChange]
     omitted: list[str] = field(default_factory=list)
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -141,6 +181,8 @@ class TaxonomyData:
     added: list[TermRef]
     removed: list[TermRef]
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -170,9 +212,31 @@ class SnapshotData:
     terms: list[TermRef]
     reason: Literal["initial", "requested"] = "initial"
     omitted: list[str] = field(default_factory=list)
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
 
 
-EventData = PostData | MetaData | TaxonomyData | SnapshotData
+@dataclass(slots=True)
+class SiteData:
+    """A blog's URL settings changed (``{prefix}options``: home, siteurl,
+    permalink_structure, category_base, tag_base, show_on_front, page_on_front,
+    page_for_posts, default_category). ``changed`` names the options, ``before``
+    and ``after`` their values (null: absent). ``moves_all_urls``: an option
+    that every URL of the blog depends on changed (home, the permalink
+    structure, the category or tag base): purge the whole site. ``links``
+    holds the home and posts page after the change."""
+
+    blog_id: int
+    changed: list[str]
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    moves_all_urls: bool
+    links: Links | None = None
+    cache_tags: list[str] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+
+
+EventData = PostData | MetaData | TaxonomyData | SnapshotData | SiteData
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +396,8 @@ def _omit_all(data: EventData) -> EventData:
         return replace(data, post=post, before={}, omitted=[*data.omitted, "post", "before"])
     if isinstance(data, MetaData):
         return replace(data, changes=[], omitted=[*data.omitted, "changes"])
+    if isinstance(data, SiteData):
+        return replace(data, before={}, after={}, omitted=[*data.omitted, "before", "after"])
     return replace(data, added=[], removed=[], omitted=[*data.omitted, "added", "removed"])
 
 

@@ -141,10 +141,11 @@ class WordPressLayout:
     incomplete: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     def tables(self) -> list[str]:
-        """Every table of the main site and of each complete blog."""
-        names = [self.prefix + suffix for suffix in WORDPRESS_TABLES]
+        """Every table wpcdc reads: those of the main site and of each complete blog,
+        with their options, and the network's users (links in events)."""
+        names = [self.prefix + suffix for suffix in (*WORDPRESS_TABLES, "options", "users")]
         for blog in self.blogs:
-            names += [f"{self.prefix}{blog}_{suffix}" for suffix in WORDPRESS_TABLES]
+            names += [f"{self.prefix}{blog}_{suffix}" for suffix in (*WORDPRESS_TABLES, "options")]
         return names
 
 

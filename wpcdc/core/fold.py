@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from wpcdc.core.checkpoint import CoveredRange
 from wpcdc.core.decode import text
 from wpcdc.core.derive import derive
-from wpcdc.core.events import Event, TermRef
+from wpcdc.core.events import SITE_POST_ID, Event, TermRef
 from wpcdc.core.mirror import Mirror, PostInfo
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import Op, Row, RowChange, TableKind, Transaction, TransactionPart
@@ -126,6 +126,8 @@ class _Group:
     # whether the post has it after the group's last change)
     terms: dict[int, tuple[int, TermRef, bool]] = field(default_factory=dict)
     deleted: bool = False
+    # The blog's own group (post id 0): option name -> [row before, row after].
+    options: dict[str, list[Row | None]] = field(default_factory=dict)
 
 
 class Folder:
@@ -163,6 +165,11 @@ class Folder:
         self.position: Position | None = None
         # The last row change fed (None before the first).
         self.fed: Coordinate | None = None
+
+    @property
+    def mirror(self) -> Mirror:
+        """The mirror the fold keeps current (re-snapshots read links from it)."""
+        return self._mirror
 
     @property
     def open_groups(self) -> int:
@@ -355,6 +362,8 @@ class Folder:
             if term is not None and term[0].taxonomy == LINK_TAXONOMY:
                 return None
             post_type = self._known_type(blog, post_id)
+        elif kind is TableKind.OPTIONS:
+            return (blog, SITE_POST_ID)  # URL settings: site_settings_changed
         else:
             return None  # lookups: they only feed the mirror
         if post_type in self._config.ignored_post_types:
@@ -454,6 +463,13 @@ class Folder:
             )
             present = {Op.INSERT: True, Op.DELETE: False}.get(change.op, present)
             group.terms[tt_id] = (net + delta, term, present)
+        elif kind is TableKind.OPTIONS:
+            name = str(text(change.image.get("option_name")))
+            option = group.options.get(name)
+            if option is None:
+                group.options[name] = [change.before, change.after]
+            else:
+                option[1] = change.after
 
     def _resolve(self, blog: int, tt_id: int) -> TermRef:
         found = self._mirror.term(blog, tt_id)
@@ -479,7 +495,7 @@ class Folder:
             post_id=group.post_id,
             origin=group.origin,
             last=group.last,
-            events=derive(group, self._config),
+            events=derive(group, self._config, self._mirror),
             first=group.first,
             first_timestamp=group.first_timestamp,
         )

@@ -9,7 +9,8 @@
 
 It is loaded once at start (a snapshot of the tables) and then kept current by
 the stream itself, so a change is resolved as of its binlog position rather
-than by a live query. Pure: no I/O; the loader lives with the adapters.
+than by a live query. ``site`` holds what links need beyond that (options,
+slugs, users: wpcdc.core.site). Pure: no I/O; the loader lives with the adapters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from wpcdc.core.rows import Op, RowChange, TableKind
+from wpcdc.core.site import SiteState
 
 
 class PostInfo(NamedTuple):
@@ -47,6 +49,7 @@ class BlogMirror:
 class Mirror:
     def __init__(self) -> None:
         self._blogs: dict[int, BlogMirror] = {}
+        self.site = SiteState()
 
     def blog(self, blog_id: int) -> BlogMirror:
         mirror = self._blogs.get(blog_id)
@@ -76,8 +79,11 @@ class Mirror:
     def apply(self, change: RowChange) -> None:
         """Update the mirror with one row change (any watched table)."""
         kind = change.table.kind
-        if kind is TableKind.POSTMETA or kind is TableKind.TERM_RELATIONSHIPS:
+        if kind is TableKind.POSTMETA:
             return  # most row changes: nothing the mirror keeps
+        self.site.apply(change)  # options, users, slugs, memberships (wpcdc.core.site)
+        if kind is TableKind.TERM_RELATIONSHIPS:
+            return  # only the site state keeps memberships
         blog = self.blog(change.table.blog_id)
         row = change.image
         if kind is TableKind.POSTS:

@@ -25,13 +25,67 @@ class TableKind(enum.StrEnum):
     # Lookups: they feed the in-memory mirror that resolves term_taxonomy_id.
     TERM_TAXONOMY = "term_taxonomy"
     TERMS = "terms"
+    # Site state for links (wpcdc.core.site): the named options of each blog,
+    # and the network's users (``{prefix}users``, never per blog), only the
+    # columns in KEEP_COLUMNS.
+    OPTIONS = "options"
+    USERS = "users"
     # wpcdc's own table ({prefix}wpcdc_signal, main site only): live re-snapshot
     # requests and their watermarks (see wpcdc.core.resnapshot).
     SIGNAL = "wpcdc_signal"
 
 
-# The tables every WordPress site (and each multisite blog) has.
-WORDPRESS_KINDS = tuple(kind for kind in TableKind if kind is not TableKind.SIGNAL)
+# The tables every WordPress site (and each multisite blog) has, that wpcdc needs
+# to stream posts (the preflight requires them).
+WORDPRESS_KINDS = (
+    TableKind.POSTS,
+    TableKind.POSTMETA,
+    TableKind.TERM_RELATIONSHIPS,
+    TableKind.TERM_TAXONOMY,
+    TableKind.TERMS,
+)
+
+# The options that decide a blog's URLs (see wpcdc.core.permalinks). Every other
+# row of {prefix}options (transients are most option writes) is dropped by
+# `site_row` right after it is decoded, before anything is built from it.
+WATCHED_OPTIONS: frozenset[str] = frozenset(
+    {
+        "home",
+        "siteurl",
+        "permalink_structure",
+        "category_base",
+        "tag_base",
+        "show_on_front",
+        "page_on_front",
+        "page_for_posts",
+        "default_category",
+    }
+)
+
+# The only columns wpcdc keeps of these tables; a reader that can select columns
+# decodes only these. {prefix}users: never the password hash, e-mail address or
+# activation key.
+KEEP_COLUMNS: dict[TableKind, tuple[str, ...]] = {
+    TableKind.OPTIONS: ("option_name", "option_value"),
+    TableKind.USERS: ("ID", "user_nicename", "display_name"),
+}
+
+
+def site_row(kind: TableKind, row: Row | None) -> Row | None:
+    """The part of an options/users row wpcdc keeps: None for an option it does
+    not watch (or no row), else only the KEEP_COLUMNS. Other kinds pass as they are."""
+    if row is None:
+        return None
+    keep = KEEP_COLUMNS.get(kind)
+    if keep is None:
+        return row
+    if kind is TableKind.OPTIONS:
+        name = row.get("option_name")
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if name not in WATCHED_OPTIONS:
+            return None
+    return {column: row.get(column) for column in keep}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +100,10 @@ def _table_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(prefix)}(?:([1-9][0-9]*)_)?({kinds})$")
 
 
+# Tables a multisite network has once (blog 1's prefix), not per blog.
+_NETWORK_KINDS = frozenset({TableKind.SIGNAL, TableKind.USERS})
+
+
 def classify_table(prefix: str, table: str) -> TableRef | None:
     """The blog and kind of a WordPress table, or None when wpcdc does not watch it."""
     match = _table_pattern(prefix).match(table)
@@ -55,8 +113,8 @@ def classify_table(prefix: str, table: str) -> TableRef | None:
     if blog == 1 and match.group(1):
         return None  # wp_1_posts is not a WordPress table: blog 1 uses wp_posts
     kind = TableKind(match.group(2))
-    if kind is TableKind.SIGNAL and match.group(1):
-        return None  # one signal table for the whole network
+    if kind in _NETWORK_KINDS and match.group(1):
+        return None  # one table for the whole network
     return TableRef(blog_id=blog, kind=kind)
 
 

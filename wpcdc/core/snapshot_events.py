@@ -19,6 +19,8 @@ from wpcdc.core.decode import decode_meta, text
 from wpcdc.core.derive import AUTO_DRAFT, to_post
 from wpcdc.core.events import SNAPSHOT_EVENT, Event, MetaEntry, Origin, SnapshotData, TermRef
 from wpcdc.core.fold import FoldConfig
+from wpcdc.core.links import snapshot_links
+from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position, file_index
 from wpcdc.core.rows import Row
 
@@ -63,7 +65,9 @@ def snapshot_event(
     timestamp: int,
     config: FoldConfig,
     reason: Literal["initial", "requested"] = "initial",
+    mirror: Mirror | None = None,
 ) -> Event:
+    """The ``post_snapshot`` of a bundle; with ``mirror``, its links and cache tags."""
     post = to_post(bundle.post)
     meta = []
     for row in sorted(bundle.meta, key=lambda r: int(r["meta_id"])):
@@ -83,6 +87,17 @@ def snapshot_event(
         gtid=None,
         first=Coordinate(file_index(position.file), position.pos - 1, 0),
     )
+    data = SnapshotData(
+        blog_id=bundle.blog_id,
+        post_id=post.id,
+        post_type=post.type,
+        post=post,
+        meta=meta,
+        terms=terms,
+        reason=reason,
+    )
+    if mirror is not None:
+        data.links, data.cache_tags = snapshot_links(mirror, bundle.blog_id, bundle.post, terms)
     return Event(
         type=SNAPSHOT_EVENT,
         blog_id=bundle.blog_id,
@@ -90,13 +105,5 @@ def snapshot_event(
         origin=origin,
         ordinal=0,
         timestamp=timestamp,
-        data=SnapshotData(
-            blog_id=bundle.blog_id,
-            post_id=post.id,
-            post_type=post.type,
-            post=post,
-            meta=meta,
-            terms=terms,
-            reason=reason,
-        ),
+        data=data,
     )

@@ -23,6 +23,7 @@ from wpcdc.core.decode import decode_meta
 from wpcdc.core.events import (
     META_EVENT,
     POST_EVENT_TYPES,
+    SITE_EVENT,
     SNAPSHOT_EVENT,
     TAXONOMY_EVENT,
     Post,
@@ -178,6 +179,8 @@ class TopicState:
 
     def add(self, event: Mapping[str, Any]) -> None:
         """Apply one decoded envelope."""
+        if event.get("type") == SITE_EVENT:
+            return  # about the blog's settings, not a post: nothing to compare
         try:
             kind = str(event["type"])
             seq = event["sequence"]

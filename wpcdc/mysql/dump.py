@@ -44,7 +44,7 @@ from pymysql.protocol import MysqlPacket
 from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Op, SourceItem, TableRef
+from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef
 from wpcdc.core.table_map import parse_table_map, rows_table_id
 from wpcdc.mysql.binlog_events import (
     EventHandler,
@@ -349,7 +349,10 @@ class DumpReader:
         if table_map.column_names is None:
             return _Table(ref, name, named=False, decoder=None)
         try:
-            decoder = self._decoders.get(table_map, keep=None)
+            # Options and users: only the columns wpcdc keeps are decoded (a
+            # password hash or an e-mail address is never turned into a value).
+            keep = KEEP_COLUMNS.get(ref.kind)
+            decoder = self._decoders.get(table_map, keep=None if keep is None else frozenset(keep))
         except Unsupported as exc:
             self._log_fallback(name, str(exc))
             return _Table(ref, name, named=True, decoder=None)

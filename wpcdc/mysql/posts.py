@@ -10,6 +10,7 @@ re-snapshots and ``wpcdc verify`` all read through.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +20,10 @@ import pymysql.cursors
 from wpcdc.config.settings import MysqlSettings
 from wpcdc.core.events import TermRef
 from wpcdc.core.mirror import Mirror
-from wpcdc.core.rows import TableKind, classify_table
+from wpcdc.core.rows import KEEP_COLUMNS, WATCHED_OPTIONS, TableKind, classify_table
 from wpcdc.core.snapshot_events import PostBundle
 from wpcdc.mysql.connection import MysqlConnection, connect, quote
+from wpcdc.mysql.errors import TABLE_MISSING
 
 
 def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
@@ -41,7 +43,8 @@ def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
 
 
 def load_mirror(settings: MysqlSettings) -> Mirror:
-    """Read what the fold's mirror starts from: post types/statuses and terms of every blog.
+    """Read what the fold's mirror starts from: post types/statuses and terms of every
+    blog, and the site state links need (:func:`load_site`, the network's users).
 
     Rows stream through an unbuffered cursor, so a large site does not need the
     whole result in memory twice.
@@ -64,7 +67,53 @@ def load_mirror(settings: MysqlSettings) -> Mirror:
             with conn.cursor(pymysql.cursors.SSCursor) as cursor:
                 cursor.execute(f"SELECT term_id, slug, name FROM {quote(prefix + 'terms')}")
                 mirror.load_terms(blog, cursor)
+            load_site(conn, mirror, blog, prefix)
+        with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+            # Network-wide; only the columns links use (never passwords or e-mails).
+            columns = ", ".join(KEEP_COLUMNS[TableKind.USERS])
+            cursor.execute(f"SELECT {columns} FROM {quote(settings.table_prefix + 'users')}")
+            mirror.site.load_users(cursor)
     return mirror
+
+
+log = logging.getLogger("wpcdc.mirror")
+
+
+def load_site(conn: MysqlConnection, mirror: Mirror, blog: int, prefix: str) -> None:
+    """What links need of one blog (wpcdc.core.site): the watched options, post slugs,
+    dates and authors, term parents and term memberships."""
+    site = mirror.site
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        names = sorted(WATCHED_OPTIONS)
+        try:
+            cursor.execute(
+                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
+                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
+                names,
+            )
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args[0] not in TABLE_MISSING:
+                raise
+            # Not a WordPress blog as WordPress makes them; its posts still stream.
+            log.warning("%soptions is missing: the links of blog %d lack a home URL", prefix, blog)
+        else:
+            site.load_options(blog, cursor)
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(
+            "SELECT ID, post_name, CAST(post_date AS CHAR), post_author "
+            f"FROM {quote(prefix + 'posts')} WHERE post_type <> 'revision'"
+        )
+        site.load_posts(blog, cursor)
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(
+            f"SELECT term_id, parent FROM {quote(prefix + 'term_taxonomy')} WHERE parent <> 0"
+        )
+        site.load_term_parents(blog, cursor)
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(
+            f"SELECT object_id, term_taxonomy_id FROM {quote(prefix + 'term_relationships')}"
+        )
+        site.load_post_terms(blog, cursor)
 
 
 def blog_prefix(settings: MysqlSettings, blog_id: int) -> str:

@@ -55,6 +55,7 @@ async def build_pipeline(
     acknowledged before, when given); the sink and the signal table are closed
     on exit."""
     mirror = await asyncio.to_thread(load_mirror, settings.mysql)
+    mirror.site.rules = settings.links.to_rules()
     # A run before this one (or the pipeline this one replaces) read no further than
     # the binlog's end now: row changes before it may have events on the topic.
     read_before = await asyncio.to_thread(current_position, settings.mysql)

@@ -133,6 +133,7 @@ class Resnapshots:
                 timestamp=item.transaction.timestamp,
                 config=self.fold_config,
                 reason="requested",
+                mirror=self.folder.mirror,
             )
             # `last` at the very start: a snapshot covers no row change of the stream.
             await self.sender.send(

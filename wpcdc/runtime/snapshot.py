@@ -31,6 +31,7 @@ from wpcdc.core.checkpoint import Checkpoint, CheckpointStore
 from wpcdc.core.errors import PreflightFailed, SnapshotInterrupted, SnapshotUnfinished
 from wpcdc.core.events import Event, SnapshotData
 from wpcdc.core.fold import FoldConfig
+from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Position
 from wpcdc.core.records import encode
 from wpcdc.core.snapshot_events import PostBundle, PostRange, snapshot_event, wanted
@@ -152,6 +153,8 @@ class Snapshotter:
     progress: ProgressReporter
     state: SnapshotState | None = None
     stop: asyncio.Event | None = None
+    # The site state links are computed from (wpcdc.core.site); None: no links.
+    mirror: Mirror | None = None
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _events: int = field(init=False, default=0)
     _oversize: int = field(init=False, default=0)
@@ -310,6 +313,7 @@ class Snapshotter:
                 timestamp=point.timestamp,
                 config=self.fold,
                 reason=self.options.reason,
+                mirror=self.mirror,
             )
             for bundle in bundles
             if wanted(bundle, self.fold)

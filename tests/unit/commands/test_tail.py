@@ -100,6 +100,19 @@ def test_summary_per_event_type(kind: str, data: dict[str, Any], expected: str) 
     assert summary(envelope(kind, data)) == expected
 
 
+def test_the_permalink_and_the_one_it_moved_from_are_shown() -> None:
+    post = {"id": 4, "title": "Hi", "status": "publish"}
+    links = {"permalink": "http://a.test/new/", "previous_permalink": "http://a.test/old/"}
+    data = {"post": post, "changed": ["name"], "before": {"name": "old"}, "links": links}
+    assert summary(envelope("post_updated", data)).endswith(
+        "  http://a.test/new/ (was http://a.test/old/)"
+    )
+    links = {"permalink": "http://a.test/\x1b[2Jx/", "previous_permalink": None}
+    assert summary(envelope("post_created", {"post": post, "links": links})) == (
+        '"Hi" (publish)  http://a.test/ [2Jx/'
+    )
+
+
 def test_omitted_fields_are_flagged() -> None:
     data = ids(post=post(content=None), changed=["content"], before={}, omitted=["post.content"])
     assert summary(envelope("post_updated", data)) == "content  [omitted: post.content]"

@@ -113,7 +113,7 @@ def test_a_table_that_fails_otherwise_is_reported() -> None:
 def test_unreadable_global_privileges_are_a_warning() -> None:
     result = check("privileges", server(global_privileges=None))
     assert result.status is Status.WARN
-    assert "SELECT on 5 of 5" in result.detail
+    assert "SELECT on 7 of 7" in result.detail
 
 
 # ------------------------------------------------------------- WordPress tables

@@ -19,4 +19,4 @@ def test_layout_needs_all_five_tables_per_blog() -> None:
     assert layout.main_missing == ()
     assert layout.blogs == (2,)
     assert set(layout.incomplete) == {3}
-    assert len(layout.tables()) == 10
+    assert len(layout.tables()) == 13

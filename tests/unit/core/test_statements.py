@@ -51,7 +51,7 @@ def test_column_qualified_by_a_watched_table_counts() -> None:
 
 
 def test_unwatched_tables_other_schemas_and_literals_do_not_count() -> None:
-    assert tables("INSERT INTO wp_options VALUES ('wp_posts')") == ("INSERT", [])
+    assert tables("INSERT INTO wp_comments VALUES ('wp_posts')") == ("INSERT", [])
     assert tables("INSERT INTO wp_posts VALUES (1)", schema="other") == ("INSERT", [])
     assert tables("INSERT INTO other.wp_posts VALUES (1)") == ("INSERT", [])
     assert tables("INSERT INTO wp_1_posts VALUES (1)") == ("INSERT", [])

@@ -149,7 +149,7 @@ def test_mariadb_gtid_list_gtid_and_unwatched_rows_are_read_without_decoding() -
             format_description("10.11.6-MariaDB-log"),
             event(dump.MARIADB_GTID_LIST, gtid_list),
             event(dump.MARIADB_GTID, struct.pack("<QIB", 42, 0, 0x0C), server_id=1),
-            table_map(51, "wp", "wp_options"),
+            table_map(51, "wp", "wp_comments"),
             garbage_rows(dump.WRITE_ROWS_V1, 51),
             garbage_rows(dump.DELETE_ROWS_V1, 999),  # a table id never mapped
             event(dump.XID, struct.pack("<Q", 1), log_pos=1234),
@@ -335,6 +335,52 @@ def test_a_layout_the_decoder_refuses_is_decoded_by_the_library_and_logged_once(
     assert (
         len(warnings) == 1 and "wp_postmeta" in warnings[0] and "refused by the test" in warnings[0]
     )
+
+
+USERS = [
+    Col("ID", 8, unsigned=True),
+    Col("user_login", 15, (240).to_bytes(2, "little")),
+    Col("user_pass", 15, (1020).to_bytes(2, "little")),
+    Col("user_nicename", 15, (200).to_bytes(2, "little")),
+    Col("user_email", 15, (400).to_bytes(2, "little")),
+    Col("display_name", 15, (1000).to_bytes(2, "little")),
+]
+
+
+def test_of_a_users_row_only_the_kept_columns_are_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[Any] = []
+    real_get = DecoderCache.get
+
+    def spy(self: DecoderCache, table_map: Any, keep: Any = None) -> Any:
+        decoded.append(keep)
+        return real_get(self, table_map, keep)
+
+    monkeypatch.setattr(DecoderCache, "get", spy)
+    user = image(
+        [
+            int_(3, "Q"),
+            string("admin"),
+            string("$P$secret-hash", 2),
+            string("jane-doe"),
+            string("jane@example.com", 2),
+            string("Jane Doe", 2),
+        ]
+    )
+    _, inserted, _ = rows_event(WRITE, 61, 6, [user], version=2)
+    items, _ = read(
+        [
+            format_description("9.7.4"),
+            query("BEGIN"),
+            event(dump.TABLE_MAP, table_map_event(61, "wp", "wp_users", USERS)),
+            event(dump.WRITE_ROWS_V2, inserted),
+            event(dump.XID, struct.pack("<Q", 1), log_pos=777),
+        ]
+    )
+    assert decoded == [frozenset({"ID", "user_nicename", "display_name"})]
+    (change,) = [c for p in parts(items) for c in p.changes]
+    assert change.after == {"ID": 3, "user_nicename": "jane-doe", "display_name": "Jane Doe"}
 
 
 def test_a_partial_row_image_from_the_decoder_is_refused() -> None:
