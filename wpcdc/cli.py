@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from wpcdc import __version__
-from wpcdc.config.settings import Settings, load_settings
+from wpcdc.config.loading import load_settings
+from wpcdc.config.settings import Settings
 from wpcdc.core.errors import WpcdcError
 from wpcdc.runtime.logs import configure_logging, json_active
 

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from wpcdc.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings, load_settings
+from wpcdc.config.loading import load_settings
+from wpcdc.config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
 from wpcdc.runtime.metrics import HEALTHZ_PATH, READYZ_PATH
 
 ROOT = Path(__file__).parents[2]

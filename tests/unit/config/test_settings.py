@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from wpcdc.config.settings import Settings, load_settings
+from wpcdc.config.loading import load_settings
+from wpcdc.config.settings import Settings
 from wpcdc.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[3] / "config.example.toml"

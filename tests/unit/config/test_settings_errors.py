@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wpcdc.config.settings import load_settings
+from wpcdc.config.loading import load_settings
 from wpcdc.core.errors import EXIT_CONFIG, ConfigError
 
 SECRET = "hunter2-secret"

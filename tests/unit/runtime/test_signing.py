@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from wpcdc.commands.tail import TailOptions, _print
-from wpcdc.config.settings import SigningSettings, load_settings
+from wpcdc.config.loading import load_settings
+from wpcdc.config.settings import SigningSettings
 from wpcdc.core.errors import ConfigError
 from wpcdc.core.records import Headers
 from wpcdc.core.signing import Verdict, verify
