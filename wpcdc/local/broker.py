@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from wpcdc.core.errors import LocalStackError
 from wpcdc.local.ports import free_port, log_tail, stop_process, wait_for_listener
@@ -31,12 +32,51 @@ def broker_binary() -> str:
 
 
 @dataclass
-class TansuBroker:
+class LocalBroker:
+    """A broker process of the demo or the tests on a loopback port, its output in
+    ``log``. :meth:`launch` is how each kind starts one; ``stop()`` ends it."""
+
     port: int
     process: subprocess.Popen[bytes]
     log: Path
     host: str = "127.0.0.1"
 
+    @classmethod
+    def launch(
+        cls, args: list[str], *, directory: Path, port: int, log: Path, timeout: float, what: str
+    ) -> Self:
+        """Run ``args`` in ``directory`` (detached from the terminal, output appended
+        to ``log``) and return once it listens on ``port``."""
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                args,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        broker = cls(port=port, process=process, log=log)
+        if not wait_for_listener(broker.host, port, timeout):
+            broker.stop()
+            raise LocalStackError(
+                f"{what} did not listen on port {port} within {timeout:.0f}s:\n" + broker.log_tail()
+            )
+        return broker
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        return log_tail(self.log, lines)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_process(self.process, timeout)
+
+
+@dataclass
+class TansuBroker(LocalBroker):
     @classmethod
     def start(
         cls,
@@ -63,31 +103,14 @@ class TansuBroker:
         ]
         if schema_registry is not None:
             args += ["--schema-registry", f"file://{schema_registry.resolve()}"]
+        # A fresh log: the broker keeps nothing across restarts either.
         log = directory / "broker.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                args,
-                cwd=directory,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        broker = cls(port=port, process=process, log=log)
-        if not wait_for_listener(broker.host, port, timeout):
-            broker.stop()
-            raise LocalStackError(
-                f"the Tansu broker did not listen on port {port} within {timeout:.0f}s:\n"
-                + broker.log_tail()
-            )
-        return broker
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def log_tail(self, lines: int = 20) -> str:
-        return log_tail(self.log, lines)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        stop_process(self.process, timeout)
+        log.unlink(missing_ok=True)
+        return cls.launch(
+            args,
+            directory=directory,
+            port=port,
+            log=log,
+            timeout=timeout,
+            what="the Tansu broker",
+        )

@@ -13,12 +13,12 @@ readers assign their partitions (as :mod:`wpcdc.kafka.topic` does anyway).
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from wpcdc.core.errors import LocalStackError
-from wpcdc.local.ports import free_port, log_tail, stop_process, wait_for_listener
+from wpcdc.local.broker import LocalBroker
+from wpcdc.local.ports import free_port
 
 INSTALL_HINT = "install it: pip install 'wpcdc[test]' (or pip install noida-db)"
 
@@ -41,12 +41,7 @@ def noida_binary() -> str:
 
 
 @dataclass
-class NoidaBroker:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-    host: str = "127.0.0.1"
-
+class NoidaBroker(LocalBroker):
     @classmethod
     def start(
         cls, directory: Path, *, port: int | None = None, timeout: float = 30.0
@@ -66,31 +61,11 @@ class NoidaBroker:
             "--kafka-port",
             str(port),
         ]
-        log = directory / "noida.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                args,
-                cwd=directory,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        broker = cls(port=port, process=process, log=log)
-        if not wait_for_listener(broker.host, port, timeout):
-            broker.stop()
-            raise LocalStackError(
-                f"noida-db did not listen on port {port} within {timeout:.0f}s:\n"
-                + broker.log_tail()
-            )
-        return broker
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def log_tail(self, lines: int = 20) -> str:
-        return log_tail(self.log, lines)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        stop_process(self.process, timeout)
+        return cls.launch(
+            args,
+            directory=directory,
+            port=port,
+            log=directory / "noida.log",
+            timeout=timeout,
+            what="noida-db",
+        )

@@ -27,7 +27,6 @@ layout wpcdc's own decoder cannot handle.
 
 from __future__ import annotations
 
-import codecs
 import datetime
 import logging
 from typing import Any
@@ -55,6 +54,8 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
+from wpcdc.core.binlog_values import date_value, datetime_value, for_text, stored_text
+
 __all__ = [
     "DeleteRowsEvent",
     "GtidEvent",
@@ -74,44 +75,15 @@ __all__ = [
 ]
 
 
-def _latin1_like_mysql(error: UnicodeError) -> tuple[str, int]:
-    # MySQL's latin1 is cp1252 except that 0x81, 0x8D, 0x8F, 0x90, 0x9D map to the
-    # control characters with the same code point, where Python's cp1252 fails.
-    assert isinstance(error, UnicodeDecodeError)
-    return "".join(chr(b) for b in error.object[error.start : error.end]), error.end
-
-
-codecs.register_error("wpcdc-mysql-latin1", _latin1_like_mysql)
-
-
 def _read_string(self: Any, size: int, column: Any) -> str | bytes:
     """Replaces ``RowsEvent.__read_string``, which raises UnicodeDecodeError on
     bytes that are invalid in the column's character set (or, with
     ``ignore_decode_errors``, drops them silently). Undecodable values are
-    returned as the raw ``bytes``: the fold flags them, the stream goes on."""
+    returned as the raw ``bytes``: the fold flags them, the stream goes on. The
+    rule is the fast decoder's (:func:`wpcdc.core.binlog_values.for_text`); the
+    library puts the Python codec name in the column ("utf8", "cp1252", "binary")."""
     raw: bytes = self.packet.read_length_coded_pascal_string(size)
-    # The library puts the Python codec name here ("utf8", "cp1252", "binary").
-    encoding = column.character_set_name or "utf-8"
-    if encoding == "binary":
-        return raw
-    try:
-        if encoding == "cp1252":
-            return raw.decode("cp1252", "wpcdc-mysql-latin1")
-        return raw.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
-        return raw
-
-
-def _stored_text(parts: tuple[int, ...], micro: int, fsp: int) -> str | None:
-    """A date or datetime as the server prints it; None for the zero date."""
-    if not any(parts) and not micro:
-        return None
-    text = "{:04d}-{:02d}-{:02d}".format(*parts[:3])
-    if len(parts) > 3:
-        text += " {:02d}:{:02d}:{:02d}".format(*parts[3:])
-    if fsp:
-        text += f".{micro:06d}"[: fsp + 1]
-    return text
+    return for_text(column.character_set_name)(raw)
 
 
 def _read_datetime2(self: Any, column: Any) -> datetime.datetime | str | None:
@@ -125,7 +97,7 @@ def _read_datetime2(self: Any, column: Any) -> datetime.datetime | str | None:
     try:
         return datetime.datetime(*parts).replace(microsecond=micro)
     except ValueError:
-        return _stored_text(parts, micro, column.fsp)
+        return stored_text(parts, micro, column.fsp)
 
 
 # Day, hour, minute and second in DATETIME2's 40 bits: (first bit, width).
@@ -134,30 +106,12 @@ _DATETIME2_FIELDS = ((18, 5), (23, 5), (28, 6), (34, 6))
 
 def _read_datetime(self: Any) -> datetime.datetime | str | None:
     """Replaces ``RowsEvent.__read_datetime`` (the pre-5.6 DATETIME format)."""
-    value = self.packet.read_uint64()
-    date, time = divmod(value, 1_000_000)
-    parts = (
-        date // 10000,
-        date % 10000 // 100,
-        date % 100,
-        time // 10000,
-        time % 10000 // 100,
-        time % 100,
-    )
-    try:
-        return datetime.datetime(*parts)
-    except ValueError:
-        return _stored_text(parts, 0, 0)
+    return datetime_value(self.packet.read_uint64().to_bytes(8, "little"))
 
 
 def _read_date(self: Any) -> datetime.date | str | None:
     """Replaces ``RowsEvent.__read_date``."""
-    value = self.packet.read_uint24()
-    parts = (value >> 9, (value >> 5) & 0xF, value & 0x1F)
-    try:
-        return datetime.date(*parts)
-    except ValueError:
-        return _stored_text(parts, 0, 0)
+    return date_value(self.packet.read_uint24().to_bytes(3, "little"))
 
 
 class _DropLibraryReconnectNotice(logging.Filter):
