@@ -71,8 +71,16 @@ def load_mirror(settings: MysqlSettings) -> Mirror:
         with conn.cursor(pymysql.cursors.SSCursor) as cursor:
             # Network-wide; only the columns links use (never passwords or e-mails).
             columns = ", ".join(KEEP_COLUMNS[TableKind.USERS])
-            cursor.execute(f"SELECT {columns} FROM {quote(settings.table_prefix + 'users')}")
-            mirror.site.load_users(cursor)
+            users = settings.table_prefix + "users"
+            try:
+                cursor.execute(f"SELECT {columns} FROM {quote(users)}")
+            except pymysql.err.ProgrammingError as exc:
+                if exc.args[0] not in TABLE_MISSING:
+                    raise
+                # Not WordPress as WordPress makes it; its posts still stream.
+                log.warning("%s is missing: events carry no author archive links", users)
+            else:
+                mirror.site.load_users(cursor)
     return mirror
 
 
