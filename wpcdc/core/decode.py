@@ -47,7 +47,10 @@ class MetaValue:
 
 def text(value: Any) -> Any:
     """A column value as JSON-safe data: str, int, float, bool, None, lists, dicts."""
-    if value is None or isinstance(value, str | int | float | bool):
+    cls = value.__class__
+    if cls is str or cls is int or value is None:  # most columns: as they are
+        return value
+    if isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, bytes):
         try:
