@@ -87,9 +87,9 @@ class GtidState:
         # without the regex; what it does not take goes the regex way below.
         parts = gtid.split("-")
         if len(parts) == 3:
-            domain, server, seq = parts
-            if domain.isdecimal() and server.isdecimal() and seq.isdecimal():
-                self._add_mariadb(int(domain), int(server), int(seq))
+            domain_text, server_text, seq_text = parts
+            if domain_text.isdecimal() and server_text.isdecimal() and seq_text.isdecimal():
+                self._add_mariadb(int(domain_text), int(server_text), int(seq_text))
                 return
         match = _MARIADB_GTID.match(gtid)
         if match:
