@@ -187,7 +187,7 @@ class TransactionAssembler:
         current.next_row = index + 1
         if index < current.handed_out:
             return None
-        current.buffer.append(RowChange(table=table, op=op, before=before, after=after, row=index))
+        current.buffer.append(RowChange(table, op, before, after, index))  # positional: cheaper
         if len(current.buffer) >= self._max_part_rows:
             return self._part(current, end=None)
         return None

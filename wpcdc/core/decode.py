@@ -47,7 +47,10 @@ class MetaValue:
 
 def text(value: Any) -> Any:
     """A column value as JSON-safe data: str, int, float, bool, None, lists, dicts."""
-    if value is None or isinstance(value, str | int | float | bool):
+    cls = value.__class__
+    if cls is str or cls is int or value is None:  # most columns: as they are
+        return value
+    if isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, bytes):
         try:
@@ -81,8 +84,37 @@ def decode_meta(value: Any) -> MetaValue:
         return MetaValue(value=text(value))
     if not looks_serialized(value):
         return MetaValue(value=value)
+    known = _DECODED.get(value)
+    if known is not None:
+        return known
+    decoded = _decode_serialized(value)
+    if len(value) <= _MEMO_CHARS:
+        if len(_DECODED) >= _MEMO_ENTRIES:
+            _DECODED.clear()  # bounded memory; the next values fill it again
+        _DECODED[value] = decoded
+    return decoded
+
+
+# Bulk jobs write the same serialized value to many posts (settings, galleries,
+# page builder defaults): short ones are decoded once while they recur.
+# Decoded values are shared by the events that carry them; nothing mutates them
+# (the oversize policy replaces, events are only serialized). At most
+# _MEMO_ENTRIES x _MEMO_CHARS characters of input (~1 MB) plus their decodings.
+_MEMO_ENTRIES = 512
+_MEMO_CHARS = 2048
+_DECODED: dict[str, MetaValue] = {}
+
+
+def _decode_serialized(value: str) -> MetaValue:
+    raw = value.strip().encode("utf-8")
     try:
-        decoded = _unserialize(value.strip().encode("utf-8"))
+        decoded = _fast_unserialize(raw)
+    except _NotFast:
+        decoded = _NOT_FAST
+    if decoded is not _NOT_FAST:
+        return MetaValue(value=decoded, serialized=True, raw=value)
+    try:
+        decoded = _unserialize(raw)
     except _DecodeFailure as exc:
         return MetaValue(value=value, serialized=True, raw=value, error=str(exc))
     return MetaValue(value=decoded, serialized=True, raw=value)
@@ -90,6 +122,115 @@ def decode_meta(value: Any) -> MetaValue:
 
 class _DecodeFailure(Exception):
     pass
+
+
+class _NotFast(Exception):
+    """Input the fast path does not take on: the reference path decides."""
+
+
+_NOT_FAST: Any = object()
+
+# The fast path (the hot path's meta values): strict, well-formed serialize()
+# output of null, booleans, integers, plain floats, strings and arrays with
+# integer or string keys, decoded straight into the JSON form _unserialize
+# gives. Anything else (objects, upper-case opcodes, odd spellings phpserialize
+# tolerates, non-finite floats, wide integers, invalid UTF-8, deep nesting,
+# malformed input) raises _NotFast and goes the reference way (phpserialize,
+# then _jsonable), so results and error messages are the reference's, byte for
+# byte. phpserialize reads one byte per call; this slices.
+_FAST_DEPTH = 32
+_FLOAT = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_S, _I, _A, _B, _N, _D = b"siabNd"
+_COLON, _SEMI, _QUOTE, _OPEN, _CLOSE = b':;"{}'
+
+
+def _fast_unserialize(raw: bytes) -> Any:
+    try:
+        value, end = _fast_value(raw, 0, 0)
+    except (IndexError, ValueError):  # cut short; a missing delimiter
+        raise _NotFast from None
+    if end != len(raw):
+        raise _NotFast
+    return value
+
+
+def _digits(raw: bytes, start: int, end: int) -> int:
+    # int() also takes spaces, "+" and "_": the reference's business.
+    digits = raw[start:end]
+    if not digits.isdigit():
+        raise _NotFast
+    return int(digits)
+
+
+def _fast_value(raw: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    # Returns (JSON-form value, position after it); IndexError/ValueError when cut short.
+    tag = raw[pos]
+    if raw[pos + 1] != _COLON:
+        if tag == _N and raw[pos + 1] == _SEMI:
+            return None, pos + 2
+        raise _NotFast
+    if tag == _S:
+        colon = raw.index(b":", pos + 2)
+        start = colon + 2
+        end = start + _digits(raw, pos + 2, colon)
+        if raw[colon + 1] != _QUOTE or raw[end] != _QUOTE or raw[end + 1] != _SEMI:
+            raise _NotFast
+        try:
+            return raw[start:end].decode("utf-8"), end + 2
+        except UnicodeDecodeError:
+            raise _NotFast from None
+    if tag == _I:
+        end = raw.index(b";", pos + 2)
+        negative = raw[pos + 2] == 45  # "-"
+        number = _digits(raw, pos + 2 + negative, end)
+        if negative:
+            number = -number
+        if not _MIN_INT <= number <= _MAX_INT:
+            raise _NotFast
+        return number, end + 1
+    if tag == _A:
+        return _fast_array(raw, pos, depth)
+    if tag == _B:
+        flag = raw[pos + 2 : pos + 4]
+        if flag == b"1;":
+            return True, pos + 4
+        if flag == b"0;":
+            return False, pos + 4
+        raise _NotFast
+    if tag == _D:
+        end = raw.index(b";", pos + 2)
+        if _FLOAT.fullmatch(raw, pos + 2, end) is None:
+            raise _NotFast
+        real = float(raw[pos + 2 : end])
+        if not math.isfinite(real):
+            raise _NotFast
+        return real, end + 1
+    raise _NotFast
+
+
+def _fast_array(raw: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    if depth >= _FAST_DEPTH:
+        raise _NotFast
+    colon = raw.index(b":", pos + 2)
+    count = _digits(raw, pos + 2, colon)
+    if raw[colon + 1] != _OPEN:
+        raise _NotFast
+    pos = colon + 2
+    items: dict[Any, Any] = {}
+    for _ in range(count):
+        tag = raw[pos]
+        if tag != _I and tag != _S:
+            raise _NotFast  # keys of other types merge oddly in a dict: the reference decides
+        key, pos = _fast_value(raw, pos, depth + 1)
+        # As phpserialize's dict: a repeated key keeps its first place, the last value.
+        items[key], pos = _fast_value(raw, pos, depth + 1)
+    if raw[pos] != _CLOSE:
+        raise _NotFast
+    keys = list(items)
+    # As _jsonable: PHP lists (keys 0..n-1) are JSON arrays.
+    if keys == list(range(len(keys))):
+        return list(items.values()), pos + 1
+    return {str(key): value for key, value in items.items()}, pos + 1
 
 
 def _object_hook(name: str, properties: dict[Any, Any]) -> dict[str, Any]:

@@ -35,6 +35,9 @@ class GtidState:
         self._known = False
         self._mariadb: dict[int, tuple[int, int]] = {}
         self._mysql: dict[str, list[list[int]]] = {}
+        # ``value`` as last rendered; None once the state changed (it is read
+        # for every position built, i.e. once per transaction at least).
+        self._text: str | None = None
         self.reset(gtid_set)
 
     @property
@@ -44,6 +47,7 @@ class GtidState:
     def reset(self, gtid_set: str | None) -> None:
         """Replace the state with ``gtid_set`` (None or unparseable: unknown)."""
         self._mariadb, self._mysql = {}, {}
+        self._text = None
         self._known = gtid_set is not None
         if gtid_set is None:
             return
@@ -73,11 +77,20 @@ class GtidState:
     def forget(self) -> None:
         self._known = False
         self._mariadb, self._mysql = {}, {}
+        self._text = None
 
     def add(self, gtid: str) -> None:
         """Record a committed transaction's GTID ("0-1-42" or "uuid:42")."""
         if not self._known:
             return
+        # The hot path (one per transaction): a plain MariaDB "domain-server-seq",
+        # without the regex; what it does not take goes the regex way below.
+        parts = gtid.split("-")
+        if len(parts) == 3:
+            domain_text, server_text, seq_text = parts
+            if domain_text.isdecimal() and server_text.isdecimal() and seq_text.isdecimal():
+                self._add_mariadb(int(domain_text), int(server_text), int(seq_text))
+                return
         match = _MARIADB_GTID.match(gtid)
         if match:
             domain, server, seq = (int(g) for g in match.groups())
@@ -95,8 +108,10 @@ class GtidState:
         # A GTID list may name several servers per domain; the position is the latest.
         if current is None or seq >= current[1]:
             self._mariadb[domain] = (server, seq)
+            self._text = None
 
     def _add_mysql(self, uuid: str, first: int, last: int) -> None:
+        self._text = None
         intervals = self._mysql.setdefault(uuid, [])
         # The common case: the next number of the last interval.
         if intervals and intervals[-1][0] <= first and first <= intervals[-1][1] + 1:
@@ -133,6 +148,14 @@ class GtidState:
     def value(self) -> str | None:
         if not self._known:
             return None
+        if self._text is None:
+            self._text = self._render()
+        return self._text
+
+    def _render(self) -> str:
+        if not self._mysql and len(self._mariadb) == 1:  # MariaDB, one domain: the common case
+            ((domain, (server, seq)),) = self._mariadb.items()
+            return f"{domain}-{server}-{seq}"
         parts = [f"{d}-{s}-{n}" for d, (s, n) in sorted(self._mariadb.items())]
         for uuid, intervals in sorted(self._mysql.items()):
             parts.append(uuid + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in intervals))

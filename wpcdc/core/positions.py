@@ -13,6 +13,7 @@ them exactly. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ _FILE_INDEX = re.compile(r"\.(\d+)$")
 _MAX_ORDINAL = 999
 
 
+# Every coordinate asks; a stream reads few files.
+@functools.lru_cache(maxsize=64)
 def file_index(file: str) -> int:
     """The numeric suffix of a binlog file name (``binlog.000042`` -> 42)."""
     match = _FILE_INDEX.search(file)

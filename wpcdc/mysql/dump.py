@@ -42,6 +42,7 @@ from pymysql.err import OperationalError
 from pymysql.protocol import MysqlPacket
 
 from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
+from wpcdc.core.binlog_rows import RowChange as ImagePair
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef
@@ -201,6 +202,7 @@ class DumpReader:
         """The stream's source items; returns when the server ends the stream."""
         connection = self._connection
         handler = self._handler
+        place = handler.assembler.row
         tables = self._tables
         unpack_header = _HEADER.unpack_from
         tail = 4 if self._checksum else 0
@@ -234,7 +236,13 @@ class DumpReader:
                     if table.decoder is None:
                         yield from self._library_decoded(table, table_id, data)
                     else:
-                        yield from self._rows(table, kind, data, end, timestamp)
+                        # Placed here, not through EventHandler.changes: two
+                        # generators less per rows event (most hold one row).
+                        ref, op = table.ref, _ROW_OPS[kind]
+                        for before, after in self._rows(table, kind, data, end):
+                            part = place(ref, op, before, after, timestamp)
+                            if part is not None:
+                                yield part
             elif kind == TABLE_MAP:
                 self._table_map(data, end)
             elif kind in (XID, XA_PREPARE):
@@ -293,15 +301,13 @@ class DumpReader:
 
     # -- events ----------------------------------------------------------
 
-    def _rows(
-        self, table: _Table, kind: int, data: bytes, end: int, timestamp: int
-    ) -> Iterator[SourceItem]:
+    def _rows(self, table: _Table, kind: int, data: bytes, end: int) -> list[ImagePair]:
+        """The (before, after) images of a rows event of a watched table."""
         assert table.decoder is not None
         try:
-            pairs = table.decoder.rows(kind, data, self._post_header[kind], start=_BODY, end=end)
+            return table.decoder.rows(kind, data, self._post_header[kind], start=_BODY, end=end)
         except PartialRowImage:
             raise partial_images(table.name) from None
-        yield from self._handler.changes(table.ref, _ROW_OPS[kind], pairs, timestamp)
 
     def _library_decoded(self, table: _Table, table_id: int, data: bytes) -> Iterator[SourceItem]:
         """A row event decoded by mysql-replication from the packet: the handler

@@ -55,7 +55,6 @@ class Handoff:
         self._loop = loop
         self._capacity = capacity
         self._items: deque[object] = deque()
-        self._weights: deque[int] = deque()
         self._load = 0
         self._condition = threading.Condition()
         self._waiter: asyncio.Future[None] | None = None
@@ -72,7 +71,6 @@ class Handoff:
             if self._closed:
                 return False
             self._items.append(item)
-            self._weights.append(weight)
             self._load += weight
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
@@ -86,7 +84,6 @@ class Handoff:
                 if self._items:
                     batch = list(self._items)
                     self._items.clear()
-                    self._weights.clear()
                     self._load = 0
                     self._condition.notify_all()
                     return batch
@@ -97,7 +94,6 @@ class Handoff:
         with self._condition:
             self._closed = True
             self._items.clear()
-            self._weights.clear()
             self._load = 0
             self._condition.notify_all()
 
