@@ -25,7 +25,8 @@ import itertools
 from dataclasses import dataclass
 
 from wpcdc.core.checkpoint import Checkpoint, Covered, CoveredRange
-from wpcdc.core.fold import ClosedGroup, PostKey
+from wpcdc.core.fold import ClosedGroup
+from wpcdc.core.group import PostKey
 from wpcdc.core.positions import Coordinate, Position
 
 # At most this many covered markers are kept (and saved): a few hundred KB.

@@ -42,7 +42,8 @@ from wpcdc.core.rows import Row
 from wpcdc.core.site_events import site_datas
 
 if TYPE_CHECKING:
-    from wpcdc.core.fold import FoldConfig, _Group
+    from wpcdc.core.fold import FoldConfig
+    from wpcdc.core.group import Group
     from wpcdc.core.mirror import Mirror
 
 # The status WordPress gives a post it creates when the editor opens; it is not
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 AUTO_DRAFT: Final = "auto-draft"
 
 
-def derive(group: _Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
+def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
     """The events of a closed group, in ordinal order: the post event 0, meta 1,
     taxonomy 2 (none for a group that only concerns an unreported auto-draft)."""
     datas: list[tuple[str, EventData]] = []
@@ -66,14 +67,7 @@ def derive(group: _Group, config: FoldConfig, mirror: Mirror | None = None) -> l
         meta = _meta_changes(group, config)
         if meta:
             datas.append((META_EVENT, MetaData(group.blog_id, group.post_id, post_type, meta)))
-        if group.replayed:
-            # Events of this range may be on the topic already, grouped otherwise:
-            # state every touched term (see the module docstring).
-            added = [term for _, term, present in group.terms.values() if present]
-            removed = [term for _, term, present in group.terms.values() if not present]
-        else:
-            added = [term for net, term, _ in group.terms.values() if net > 0]
-            removed = [term for net, term, _ in group.terms.values() if net < 0]
+        added, removed = group.term_changes()
         if added or removed:
             datas.append(
                 (
@@ -110,14 +104,14 @@ def derive(group: _Group, config: FoldConfig, mirror: Mirror | None = None) -> l
 _ORDINALS: Final = {META_EVENT: 1, TAXONOMY_EVENT: 2}
 
 
-def _post_type(group: _Group) -> str | None:
+def _post_type(group: Group) -> str | None:
     image = group.post_after or group.post_before
     if image is not None:
         return str(text(image.get("post_type")))
     return group.info.type if group.info is not None else None
 
 
-def _status_before(group: _Group) -> str | None:
+def _status_before(group: Group) -> str | None:
     if group.post_seen:
         return (
             None if group.post_before is None else str(text(group.post_before.get("post_status")))
@@ -125,7 +119,7 @@ def _status_before(group: _Group) -> str | None:
     return group.info.status if group.info is not None else None
 
 
-def _post_event(group: _Group, config: FoldConfig) -> tuple[str, PostData] | str | None:
+def _post_event(group: Group, config: FoldConfig) -> tuple[str, PostData] | str | None:
     """The group's post event; "suppress" when the whole group is an unreported auto-draft."""
     before, after = group.post_before, group.post_after
     status_before = _status_before(group)
@@ -179,11 +173,11 @@ def _transition(before: str | None, after: str | None) -> str:
     return "post_updated"
 
 
-def _post_data(group: _Group, post: Post) -> PostData:
+def _post_data(group: Group, post: Post) -> PostData:
     return PostData(blog_id=group.blog_id, post_id=group.post_id, post_type=post.type, post=post)
 
 
-def _meta_changes(group: _Group, config: FoldConfig) -> list[MetaChange]:
+def _meta_changes(group: Group, config: FoldConfig) -> list[MetaChange]:
     changes = []
     for meta_id in sorted(group.meta):
         before, after = group.meta[meta_id]

@@ -45,20 +45,19 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wpcdc.core.checkpoint import CoveredRange
 from wpcdc.core.decode import text
 from wpcdc.core.derive import derive
 from wpcdc.core.events import SITE_POST_ID, Event, TermRef
-from wpcdc.core.mirror import Mirror, PostInfo
+from wpcdc.core.group import Group, PostKey, row_bytes
+from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
-from wpcdc.core.rows import Op, Row, RowChange, TableKind, Transaction, TransactionPart
+from wpcdc.core.rows import Op, RowChange, TableKind, Transaction, TransactionPart
 
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
 LINK_TAXONOMY = "link_category"
-
-PostKey = tuple[int, int]  # (blog_id, post_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,48 +87,6 @@ class ClosedGroup:
     first_timestamp: int = 0
 
 
-@dataclass(slots=True)
-class _Group:
-    blog_id: int
-    post_id: int
-    owner: int | None
-    origin: Position
-    origin_gtid: str | None
-    first: Coordinate
-    last: Coordinate
-    first_timestamp: int
-    last_timestamp: int
-    # What the mirror knew of the post when the group opened.
-    info: PostInfo | None
-    # Arrival times (monotonic seconds; None when the caller gives no time).
-    opened_at: float | None = None
-    touched_at: float | None = None
-    # The start of the last transaction that touched it: while that transaction
-    # is still being read, time alone never closes the group (its rows commit
-    # together; a slow read of a huge transaction is not a quiet writer).
-    txn: Position | None = None
-    # Estimated memory of the row images held (see _row_bytes).
-    size: int = 0
-    changes: int = 0
-    post_seen: bool = False
-    post_before: Row | None = None
-    post_after: Row | None = None
-    # The last image of the post row seen (for a post created and deleted here).
-    post_last: Row | None = None
-    # Some of its row changes come before where the previous run stopped reading,
-    # so events of it may already be on the topic: derive reports the state of
-    # everything the group touched, not only net changes (see derive).
-    replayed: bool = False
-    # meta_id -> [row before the group's first change of it, row after its last]
-    meta: dict[int, list[Row | None]] = field(default_factory=dict)
-    # term_taxonomy_id -> (net +1 added / -1 removed, the term as resolved then,
-    # whether the post has it after the group's last change)
-    terms: dict[int, tuple[int, TermRef, bool]] = field(default_factory=dict)
-    deleted: bool = False
-    # The blog's own group (post id 0): option name -> [row before, row after].
-    options: dict[str, list[Row | None]] = field(default_factory=dict)
-
-
 class Folder:
     """Feeds on TransactionParts, returns the groups it closed, in close order."""
 
@@ -153,7 +110,7 @@ class Folder:
         self._covered_ranges = list(covered_ranges)
         self._covered_rows = covered_rows
         # Open groups, least recently touched first.
-        self._open: OrderedDict[PostKey, _Group] = OrderedDict()
+        self._open: OrderedDict[PostKey, Group] = OrderedDict()
         # Open groups in the order they opened (oldest first), for the age rule:
         # (opened at, post, the group's opened_at as its identity). Entries of groups
         # closed since are dropped when they reach the front, or all at once when
@@ -253,7 +210,7 @@ class Folder:
             deadlines.append(self._opened[0][0] + self._config.max_age_seconds)
         return min(deadlines) if deadlines else None
 
-    def _oldest_opened(self) -> _Group | None:
+    def _oldest_opened(self) -> Group | None:
         while self._opened:
             opened_at, key = self._opened[0]
             group = self._open.get(key)
@@ -262,7 +219,7 @@ class Folder:
             self._opened.popleft()
         return None
 
-    def _reading(self, group: _Group) -> bool:
+    def _reading(self, group: Group) -> bool:
         """Whether the group's last transaction is the one still being read."""
         return self._txn_start is not None and group.txn == self._txn_start
 
@@ -398,8 +355,8 @@ class Folder:
 
     def _open_group(
         self, key: PostKey, txn: Transaction, coordinate: Coordinate, now: float | None
-    ) -> _Group:
-        group = _Group(
+    ) -> Group:
+        group = Group(
             blog_id=key[0],
             post_id=key[1],
             owner=txn.thread_id,
@@ -429,8 +386,8 @@ class Folder:
             self._opened.append((now, key))
         return group
 
-    def _add(self, group: _Group, change: RowChange, coordinate: Coordinate, ts: int) -> None:
-        size = _row_bytes(change.before) + _row_bytes(change.after)
+    def _add(self, group: Group, change: RowChange, coordinate: Coordinate, ts: int) -> None:
+        size = row_bytes(change.before) + row_bytes(change.after)
         group.size += size
         self._open_bytes += size
         group.changes += 1
@@ -499,21 +456,3 @@ class Folder:
             first=group.first,
             first_timestamp=group.first_timestamp,
         )
-
-
-# What a row image costs in memory, roughly: a dict with its keys (shared
-# strings), a boxed value per column, and the text itself. An estimate is
-# enough: it only has to grow with what the groups really hold.
-_ROW_OVERHEAD = 240
-_COLUMN_OVERHEAD = 72
-
-
-def _row_bytes(row: Row | None) -> int:
-    if row is None:
-        return 0
-    size = _ROW_OVERHEAD + _COLUMN_OVERHEAD * len(row)
-    for value in row.values():
-        # Exact classes (the source's values): faster than isinstance on every column.
-        if value.__class__ is str or value.__class__ is bytes:
-            size += len(value)
-    return size

@@ -32,7 +32,7 @@ from wpcdc.core.rows import Row
 from wpcdc.core.site import BlogView, as_date, as_text
 
 if TYPE_CHECKING:
-    from wpcdc.core.fold import _Group
+    from wpcdc.core.group import Group
     from wpcdc.core.mirror import Mirror
 
 # Taxonomies with no public archive: no link, no tag.
@@ -41,14 +41,9 @@ _PRIVATE_TAXONOMIES: Final = frozenset(
 )
 
 
-def annotate(datas: Sequence[tuple[str, EventData]], group: _Group, mirror: Mirror) -> None:
+def annotate(datas: Sequence[tuple[str, EventData]], group: Group, mirror: Mirror) -> None:
     """Set the links and cache tags of a closed group's events (see derive)."""
-    if group.replayed:
-        added = [term for _, term, present in group.terms.values() if present]
-        removed = [term for _, term, present in group.terms.values() if not present]
-    else:
-        added = [term for net, term, _ in group.terms.values() if net > 0]
-        removed = [term for net, term, _ in group.terms.values() if net < 0]
+    added, removed = group.term_changes()
     links = change_links(
         mirror,
         group.blog_id,

@@ -18,14 +18,14 @@ from wpcdc.core.rows import Row
 from wpcdc.core.site import BlogView
 
 if TYPE_CHECKING:
-    from wpcdc.core.fold import _Group
+    from wpcdc.core.group import Group
     from wpcdc.core.mirror import Mirror
 
 # Every URL of the blog depends on these: a change is a whole-site purge.
 SITE_WIDE: Final = frozenset({"home", "permalink_structure", "category_base", "tag_base"})
 
 
-def site_datas(group: _Group, mirror: Mirror | None) -> list[tuple[str, EventData]]:
+def site_datas(group: Group, mirror: Mirror | None) -> list[tuple[str, EventData]]:
     """The site event of the blog's group, or none when no value changed (a
     replayed group states every option it touched)."""
     changed: list[str] = []
