@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pymysql
@@ -44,84 +44,92 @@ def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
 
 def load_mirror(settings: MysqlSettings) -> Mirror:
     """Read what the fold's mirror starts from: post types/statuses and terms of every
-    blog, and the site state links need (:func:`load_site`, the network's users).
+    blog, and the site state links need (:mod:`wpcdc.core.site`): the watched
+    options, post slugs, dates and authors, term parents and memberships, and the
+    network's users. One pass over each table, whatever both need of it.
 
-    Rows stream through an unbuffered cursor, so a large site does not need the
-    whole result in memory twice.
+    Rows stream through an unbuffered cursor in chunks, so a large site does not
+    need the whole result in memory twice.
     """
     mirror = Mirror()
+    site = mirror.site
     with contextlib.closing(connect(settings)) as conn:
         for blog in watched_blogs(conn, settings):
             prefix = blog_prefix(settings, blog)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(
-                    f"SELECT ID, post_type, post_status, post_parent FROM {quote(prefix + 'posts')}"
+            names = sorted(WATCHED_OPTIONS)
+            options = _optional_rows(
+                conn,
+                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
+                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
+                names,
+                missing=f"{prefix}options is missing: the links of blog {blog} lack a home URL",
+            )
+            site.load_options(blog, options)
+            posts = _rows(
+                conn,
+                "SELECT ID, post_type, post_status, post_parent, post_name, "
+                f"CAST(post_date AS CHAR), post_author FROM {quote(prefix + 'posts')}",
+            )
+            for chunk in posts:
+                mirror.load_posts(blog, (row[:4] for row in chunk))
+                site.load_posts(
+                    blog,
+                    ((row[0], *row[4:]) for row in chunk if row[1] not in _REVISION),
                 )
-                mirror.load_posts(blog, cursor)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(
-                    "SELECT term_taxonomy_id, taxonomy, term_id FROM "
-                    + quote(prefix + "term_taxonomy")
-                )
-                mirror.load_taxonomies(blog, cursor)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(f"SELECT term_id, slug, name FROM {quote(prefix + 'terms')}")
-                mirror.load_terms(blog, cursor)
-            load_site(conn, mirror, blog, prefix)
-        with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-            # Network-wide; only the columns links use (never passwords or e-mails).
-            columns = ", ".join(KEEP_COLUMNS[TableKind.USERS])
-            users = settings.table_prefix + "users"
-            try:
-                cursor.execute(f"SELECT {columns} FROM {quote(users)}")
-            except pymysql.err.ProgrammingError as exc:
-                if exc.args[0] not in TABLE_MISSING:
-                    raise
-                # Not WordPress as WordPress makes it; its posts still stream.
-                log.warning("%s is missing: events carry no author archive links", users)
-            else:
-                mirror.site.load_users(cursor)
+            taxonomies = _rows(
+                conn,
+                "SELECT term_taxonomy_id, taxonomy, term_id, parent FROM "
+                + quote(prefix + "term_taxonomy"),
+            )
+            for chunk in taxonomies:
+                mirror.load_taxonomies(blog, (row[:3] for row in chunk))
+                site.load_term_parents(blog, (row[2:] for row in chunk))
+            for chunk in _rows(conn, f"SELECT term_id, slug, name FROM {quote(prefix + 'terms')}"):
+                mirror.load_terms(blog, chunk)
+            relationships = _rows(
+                conn,
+                f"SELECT object_id, term_taxonomy_id FROM {quote(prefix + 'term_relationships')}",
+            )
+            site.load_post_terms(blog, (row for chunk in relationships for row in chunk))
+        users = settings.table_prefix + "users"
+        # Network-wide; only the columns links use (never passwords or e-mails).
+        site.load_users(
+            _optional_rows(
+                conn,
+                f"SELECT {', '.join(KEEP_COLUMNS[TableKind.USERS])} FROM {quote(users)}",
+                missing=f"{users} is missing: events carry no author archive links",
+            )
+        )
     return mirror
 
 
 log = logging.getLogger("wpcdc.mirror")
 
+# A post type as the unbuffered cursor may give it (text or bytes): links skip revisions.
+_REVISION = ("revision", b"revision")
+_CHUNK = 10_000
 
-def load_site(conn: MysqlConnection, mirror: Mirror, blog: int, prefix: str) -> None:
-    """What links need of one blog (wpcdc.core.site): the watched options, post slugs,
-    dates and authors, term parents and term memberships."""
-    site = mirror.site
+
+def _rows(conn: MysqlConnection, sql: str, params: Sequence[Any] = ()) -> Iterator[list[Any]]:
+    """The rows of ``sql``, ``_CHUNK`` at a time, through an unbuffered cursor."""
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        names = sorted(WATCHED_OPTIONS)
-        try:
-            cursor.execute(
-                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
-                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
-                names,
-            )
-        except pymysql.err.ProgrammingError as exc:
-            if exc.args[0] not in TABLE_MISSING:
-                raise
-            # Not a WordPress blog as WordPress makes them; its posts still stream.
-            log.warning("%soptions is missing: the links of blog %d lack a home URL", prefix, blog)
-        else:
-            site.load_options(blog, cursor)
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
-            "SELECT ID, post_name, CAST(post_date AS CHAR), post_author "
-            f"FROM {quote(prefix + 'posts')} WHERE post_type <> 'revision'"
-        )
-        site.load_posts(blog, cursor)
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
-            f"SELECT term_id, parent FROM {quote(prefix + 'term_taxonomy')} WHERE parent <> 0"
-        )
-        site.load_term_parents(blog, cursor)
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
-            f"SELECT object_id, term_taxonomy_id FROM {quote(prefix + 'term_relationships')}"
-        )
-        site.load_post_terms(blog, cursor)
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(_CHUNK):
+            yield list(chunk)
+
+
+def _optional_rows(
+    conn: MysqlConnection, sql: str, params: Sequence[Any] = (), *, missing: str
+) -> Iterator[Any]:
+    """The rows of ``sql``; none, with ``missing`` logged, when its table does not
+    exist (not WordPress as WordPress makes it: the posts still stream)."""
+    try:
+        for chunk in _rows(conn, sql, params):
+            yield from chunk
+    except pymysql.err.ProgrammingError as exc:
+        if exc.args[0] not in TABLE_MISSING:
+            raise
+        log.warning("%s", missing)
 
 
 def blog_prefix(settings: MysqlSettings, blog_id: int) -> str:
