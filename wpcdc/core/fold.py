@@ -2,8 +2,9 @@
 
 WordPress never opens a transaction: one save is 3-15 autocommitted
 transactions. The fold therefore groups row changes by post (blog id, post id)
-across transactions; when a group closes, ``wpcdc.core.derive`` turns it into
-at most one event per kind: one post event (created / updated / a status
+across transactions (a term's rows by term, an author's by user, a blog's URL
+options in the blog's own group: keys in ``wpcdc.core.group``); when a group
+closes, ``wpcdc.core.derive`` turns it into at most one event per kind: one post event (created / updated / a status
 transition / deleted), one ``post_meta_changed`` and one ``taxonomy_changed``.
 This module owns the grouping: which post a row change belongs to, which
 changes are skipped as already acknowledged (the checkpoint's covered posts),
