@@ -52,8 +52,8 @@ def materialize(events: list[dict[str, Any]]) -> dict[int, PostState]:
     applied: dict[tuple[int, str], str] = {}
     for event in events:
         data = event["data"]
-        if data["blog_id"] != 1:
-            continue
+        if "post_id" not in data or data["blog_id"] != 1:
+            continue  # a blog's settings, a term, an author: no post's state
         post_id, kind = data["post_id"], event["type"]
         registers = (
             _ALL if kind in ("post_snapshot", "post_deleted") else _REGISTER.get(kind, ("post",))

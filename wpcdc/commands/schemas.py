@@ -16,6 +16,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from wpcdc.core import envelope
+from wpcdc.core.entity_payloads import AUTHOR_EVENT, TERM_EVENT_TYPES, AuthorData, TermData
 from wpcdc.core.events import (
     EVENT_TYPES,
     META_EVENT,
@@ -58,6 +59,10 @@ def _data_class(event_type: str) -> type[Any]:
         return SnapshotData
     if event_type == SITE_EVENT:
         return SiteData
+    if event_type in TERM_EVENT_TYPES:
+        return TermData
+    if event_type == AUTHOR_EVENT:
+        return AuthorData
     return MetaData if event_type == META_EVENT else TaxonomyData
 
 
@@ -77,12 +82,7 @@ def schema(event_type: str) -> dict[str, Any]:
             "id": {"type": "string", "minLength": 1},
             "source": {"type": "string", "minLength": 1},
             "type": {"const": event_type},
-            "subject": {
-                "type": "string",
-                "pattern": r"^(blog/[0-9]+/)?site$"
-                if event_type == SITE_EVENT
-                else r"^(blog/[0-9]+/)?post/[0-9]+$",
-            },
+            "subject": {"type": "string", "pattern": _subject_pattern(event_type)},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": envelope.CONTENT_TYPE},
             "dataschema": {"const": envelope.dataschema(event_type, SCHEMA_VERSION)},
@@ -95,6 +95,16 @@ def schema(event_type: str) -> dict[str, Any]:
         },
         "$defs": defs,
     }
+
+
+def _subject_pattern(event_type: str) -> str:
+    if event_type == SITE_EVENT:
+        return r"^(blog/[0-9]+/)?site$"
+    if event_type in TERM_EVENT_TYPES:
+        return r"^(blog/[0-9]+/)?term/[0-9]+$"
+    if event_type == AUTHOR_EVENT:
+        return r"^author/[0-9]+$"  # the network's: no blog
+    return r"^(blog/[0-9]+/)?post/[0-9]+$"
 
 
 def file_name(event_type: str) -> str:

@@ -54,6 +54,10 @@ _COLORS: Final[Mapping[str, str]] = {
     "post_meta_changed": typer.colors.CYAN,
     "taxonomy_changed": typer.colors.MAGENTA,
     "post_snapshot": typer.colors.BLUE,
+    "term_created": typer.colors.GREEN,
+    "term_updated": typer.colors.YELLOW,
+    "term_deleted": typer.colors.RED,
+    "author_updated": typer.colors.YELLOW,
 }
 # Post events that report changed fields (all but created and deleted).
 _STATUS_CHANGES: Final = frozenset(POST_EVENT_TYPES) - {"post_created", "post_deleted"}
@@ -129,10 +133,12 @@ def summary(event: Mapping[str, Any]) -> str:
 
 
 def _links(links: Any) -> str:
-    """The post's URL, and the one it moved from (README, "Links and cache tags")."""
+    """The post's (term's, author's) URL, and the one it moved from (README, "Links
+    and cache tags")."""
     if not isinstance(links, Mapping):
         return ""
-    now, was = links.get("permalink"), links.get("previous_permalink")
+    now = links.get("permalink") or links.get("term") or links.get("author")
+    was = links.get("previous_permalink") or links.get("previous")
     text = f"  {printable(str(now))}" if now else ""
     if was:
         text += f" (was {printable(str(was))})"
@@ -163,6 +169,15 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
             f"{printable(str(name))}={printable(str(after.get(name)))!s}"
             for name in _list(data["changed"])
         )
+    if kind in ("term_created", "term_updated", "term_deleted"):
+        name = _term(data)
+        if kind == "term_created" or kind == "term_deleted":
+            return f'{name} "{printable(str(data.get("name")))}"'
+        text = _before_after(data)
+        moved = data.get("posts_moved")
+        return text + (f"; {moved} posts moved" if isinstance(moved, int) and moved else "")
+    if kind == "author_updated":
+        return f"#{printable(str(data['user_id']))} {_before_after(data)}"
     if kind == "taxonomy_changed":
         added = [f"+{_term(term)}" for term in _list(data.get("added", []))]
         removed = [f"-{_term(term)}" for term in _list(data.get("removed", []))]
@@ -182,6 +197,16 @@ def _changes(data: Mapping[str, Any], post: Mapping[str, Any]) -> str:
     if changed:
         parts.insert(0, ", ".join(changed))
     return "; ".join(parts) if parts else "(no field changed)"
+
+
+def _before_after(data: Mapping[str, Any]) -> str:
+    """``name a→b, slug c→d`` of a term or author event's changed fields."""
+    before, after = data["before"], data["after"]
+    return ", ".join(
+        f"{printable(str(name))} {printable(str(before.get(name)))}→"
+        f"{printable(str(after.get(name)))}"
+        for name in _list(data["changed"])
+    )
 
 
 def _term(term: Any) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from wpcdc.core.author_events import author_datas
 from wpcdc.core.decode import decode_meta, text
 from wpcdc.core.events import (
     META_EVENT,
@@ -37,9 +38,11 @@ from wpcdc.core.events import (
     PostData,
     TaxonomyData,
 )
+from wpcdc.core.group import NETWORK_BLOG_ID, entity_of
 from wpcdc.core.links import annotate
 from wpcdc.core.rows import Row
 from wpcdc.core.site_events import site_datas
+from wpcdc.core.term_events import term_datas
 
 if TYPE_CHECKING:
     from wpcdc.core.fold import FoldConfig
@@ -53,8 +56,13 @@ AUTO_DRAFT: Final = "auto-draft"
 
 def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
     """The events of a closed group, in ordinal order: the post event 0, meta 1,
-    taxonomy 2 (none for a group that only concerns an unreported auto-draft)."""
+    taxonomy 2 (none for a group that only concerns an unreported auto-draft); a
+    term's or an author's group makes at most one event (ordinal 0)."""
     datas: list[tuple[str, EventData]] = []
+    if group.post_id < 0:  # a term's or an author's group (keys: wpcdc.core.group)
+        if group.blog_id == NETWORK_BLOG_ID:
+            return _events(group, author_datas(group, mirror))
+        return _events(group, term_datas(group, mirror))
     if group.post_id == SITE_POST_ID:
         datas = site_datas(group, mirror)  # the blog's URL settings (wpcdc.core.site_events)
     post_event = None if group.post_id == SITE_POST_ID else _post_event(group, config)
@@ -77,6 +85,11 @@ def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> li
             )
     if mirror is not None and datas and group.post_id != SITE_POST_ID:
         annotate(datas, group, mirror)  # links and cache tags (wpcdc.core.links)
+    return _events(group, datas)
+
+
+def _events(group: Group, datas: list[tuple[str, EventData]]) -> list[Event]:
+    blog_id, entity = entity_of((group.blog_id, group.post_id))
     origin = Origin(
         file=group.origin.file,
         pos=group.origin.pos,
@@ -87,12 +100,13 @@ def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> li
     return [
         Event(
             type=event_type,
-            blog_id=group.blog_id,
+            blog_id=blog_id,
             post_id=group.post_id,
             origin=origin,
             ordinal=ordinal,
             timestamp=group.last_timestamp,
             data=data,
+            entity=entity,
         )
         for event_type, data in datas
         for ordinal in (_ORDINALS.get(event_type, 0),)

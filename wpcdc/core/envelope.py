@@ -20,7 +20,9 @@ Every record's value is one JSON object::
     }
 
 The record key is ``"{blog_id}:{post_id}"`` (UTF-8), so all events of a post
-share a partition and keep binlog order. Pure: no I/O.
+share a partition and keep binlog order; a term's events are keyed
+``"{blog_id}:term/{term_id}"``, an author's ``"1:author/{user_id}"``, likewise
+one partition each. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ SPEC_VERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
 
 
-def record_key(blog_id: int, post_id: int) -> bytes:
-    return f"{blog_id}:{post_id}".encode()
+def record_key(blog_id: int, post_id: int, entity: str | None = None) -> bytes:
+    """``"{blog_id}:{post_id}"``; an event about a term or an author names it instead
+    of the post: ``"{blog_id}:term/{term_id}"``, ``"1:author/{user_id}"``."""
+    return f"{blog_id}:{entity or post_id}".encode()
 
 
 def parse_record_key(key: bytes) -> tuple[int | None, int | None]:
     """The ``(blog_id, post_id)`` a record key names; a part that is not a number
-    is None (a record another producer wrote)."""
+    is None (a term's or an author's key, or a record another producer wrote)."""
     blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
     return _number(blog_text), _number(post_text)
 
@@ -48,9 +52,10 @@ def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def subject(blog_id: int, post_id: int) -> str:
-    """``post/ID``; a blog's own events (post id 0, key "N:0") are about ``site``."""
-    name = f"post/{post_id}" if post_id else "site"
+def subject(blog_id: int, post_id: int, entity: str | None = None) -> str:
+    """``post/ID``; a blog's own events (post id 0, key "N:0") are about ``site``,
+    a term's and an author's about ``term/ID`` and ``author/ID``."""
+    name = entity or (f"post/{post_id}" if post_id else "site")
     return name if blog_id == 1 else f"blog/{blog_id}/{name}"
 
 

@@ -19,6 +19,12 @@ from typing import Any, Final, Literal
 import orjson
 
 from wpcdc.core import envelope
+from wpcdc.core.entity_payloads import (
+    AUTHOR_EVENT,
+    TERM_EVENT_TYPES,
+    AuthorData,
+    TermData,
+)
 from wpcdc.core.positions import Coordinate
 
 SCHEMA_VERSION: Final = 1
@@ -44,6 +50,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     TAXONOMY_EVENT,
     SNAPSHOT_EVENT,
     SITE_EVENT,
+    *TERM_EVENT_TYPES,
+    AUTHOR_EVENT,
 )
 # The post id of a blog's own events (key "{blog_id}:0", subject "site").
 SITE_POST_ID: Final = 0
@@ -236,7 +244,7 @@ class SiteData:
     omitted: list[str] = field(default_factory=list)
 
 
-EventData = PostData | MetaData | TaxonomyData | SnapshotData | SiteData
+EventData = PostData | MetaData | TaxonomyData | SnapshotData | SiteData | TermData | AuthorData
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +272,9 @@ class Event:
     # Commit time of the last transaction folded in, seconds since the epoch.
     timestamp: int
     data: EventData
+    # What the event is about when not a post: "term/ID", "author/ID" (the fold's
+    # key space of wpcdc.core.group); it replaces the post id in the key and subject.
+    entity: str | None = None
 
     @property
     def id(self) -> str:
@@ -282,7 +293,7 @@ class Event:
 
     @property
     def key(self) -> bytes:
-        return envelope.record_key(self.blog_id, self.post_id)
+        return envelope.record_key(self.blog_id, self.post_id, self.entity)
 
     @property
     def sequence(self) -> str:
@@ -298,7 +309,7 @@ def to_envelope(event: Event, source: str) -> dict[str, Any]:
         "id": event.id,
         "source": source,
         "type": event.type,
-        "subject": envelope.subject(event.blog_id, event.post_id),
+        "subject": envelope.subject(event.blog_id, event.post_id, event.entity),
         "time": _rfc3339(event.timestamp),
         "datacontenttype": envelope.CONTENT_TYPE,
         "dataschema": envelope.dataschema(event.type, SCHEMA_VERSION),
@@ -396,8 +407,11 @@ def _omit_all(data: EventData) -> EventData:
         return replace(data, post=post, before={}, omitted=[*data.omitted, "post", "before"])
     if isinstance(data, MetaData):
         return replace(data, changes=[], omitted=[*data.omitted, "changes"])
-    if isinstance(data, SiteData):
+    if isinstance(data, SiteData | AuthorData):
         return replace(data, before={}, after={}, omitted=[*data.omitted, "before", "after"])
+    if isinstance(data, TermData):  # a description is unbounded text
+        omitted = [*data.omitted, "description", "before", "after"]
+        return replace(data, description=None, before={}, after={}, omitted=omitted)
     return replace(data, added=[], removed=[], omitted=[*data.omitted, "added", "removed"])
 
 

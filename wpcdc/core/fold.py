@@ -2,8 +2,9 @@
 
 WordPress never opens a transaction: one save is 3-15 autocommitted
 transactions. The fold therefore groups row changes by post (blog id, post id)
-across transactions; when a group closes, ``wpcdc.core.derive`` turns it into
-at most one event per kind: one post event (created / updated / a status
+across transactions (a term's rows by term, an author's by user, a blog's URL
+options in the blog's own group: keys in ``wpcdc.core.group``); when a group
+closes, ``wpcdc.core.derive`` turns it into at most one event per kind: one post event (created / updated / a status
 transition / deleted), one ``post_meta_changed`` and one ``taxonomy_changed``.
 This module owns the grouping: which post a row change belongs to, which
 changes are skipped as already acknowledged (the checkpoint's covered posts),
@@ -47,6 +48,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from wpcdc.core.author_events import author_target
 from wpcdc.core.checkpoint import CoveredRange
 from wpcdc.core.decode import text
 from wpcdc.core.derive import derive
@@ -55,6 +57,7 @@ from wpcdc.core.group import Group, PostKey, row_bytes
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import Op, RowChange, TableKind, Transaction, TransactionPart
+from wpcdc.core.term_events import term_target
 
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
 LINK_TAXONOMY = "link_category"
@@ -303,7 +306,9 @@ class Folder:
         return closed
 
     def _target(self, change: RowChange) -> PostKey | None:
-        """The post a row change belongs to, or None when it produces no event."""
+        """The group a row change belongs to (a post's; the blog's own for options; a
+        term's or an author's, keys in wpcdc.core.group), or None when it produces no
+        event. Posts, meta and memberships, most rows, are tried first."""
         blog = change.table.blog_id
         row = change.image
         kind = change.table.kind
@@ -321,8 +326,12 @@ class Folder:
             post_type = self._known_type(blog, post_id)
         elif kind is TableKind.OPTIONS:
             return (blog, SITE_POST_ID)  # URL settings: site_settings_changed
+        elif kind is TableKind.TERMS or kind is TableKind.TERM_TAXONOMY:
+            return term_target(change)  # a term's own group (wpcdc.core.term_events)
+        elif kind is TableKind.USERS:
+            return author_target(change)  # an author's (wpcdc.core.author_events)
         else:
-            return None  # lookups: they only feed the mirror
+            return None  # wpcdc's signal table
         if post_type in self._config.ignored_post_types:
             return None
         return (blog, post_id)
@@ -366,7 +375,7 @@ class Folder:
             last=coordinate,
             first_timestamp=txn.timestamp,
             last_timestamp=txn.timestamp,
-            info=self._mirror.post(*key),
+            info=self._mirror.post(*key) if key[1] > 0 else None,
             opened_at=now,
         )
         if self._replay_until is not None:
@@ -427,6 +436,8 @@ class Folder:
                 group.options[name] = [change.before, change.after]
             else:
                 option[1] = change.after
+        else:
+            group.keep_row(change)  # a term's or an author's rows
 
     def _resolve(self, blog: int, tt_id: int) -> TermRef:
         found = self._mirror.term(blog, tt_id)

@@ -12,9 +12,49 @@ from dataclasses import dataclass, field
 from wpcdc.core.events import TermRef
 from wpcdc.core.mirror import PostInfo
 from wpcdc.core.positions import Coordinate, Position
-from wpcdc.core.rows import Row
+from wpcdc.core.rows import Row, RowChange, TableKind
 
 PostKey = tuple[int, int]  # (blog_id, post_id)
+
+# The fold's keys. A post's group is (blog, post id), the blog's own group (URL
+# options) is (blog, 0), SITE_POST_ID. Terms and authors have groups too, in a key
+# space no post can reach: WordPress ids (posts, terms, users) are unsigned
+# auto-increments, never below 1, so a negative second part is never a post.
+# A term is (blog, -term_id); an author, a row of the network's one {prefix}users
+# table, is (NETWORK_BLOG_ID, -user_id): blog ids start at 1, so blog 0 is nobody's.
+# The keys stay pairs of ints, so covered markers, the checkpoint file and the ack
+# tracker take them as they take a post's, and a snapshot's covered ranges (post
+# ids from 0 up) never contain them.
+NETWORK_BLOG_ID = 0
+# The blog whose links an author event carries: the network's main site.
+MAIN_BLOG_ID = 1
+
+
+def term_key(blog_id: int, term_id: int) -> PostKey:
+    return (blog_id, -term_id)
+
+
+def author_key(user_id: int) -> PostKey:
+    return (NETWORK_BLOG_ID, -user_id)
+
+
+def entity_of(key: PostKey) -> tuple[int, str | None]:
+    """The blog an event of this group is about and what it is about beyond a post
+    (``term/ID``, ``author/ID``; None for a post or the blog's own group)."""
+    blog_id, post_id = key
+    if post_id >= 0:
+        return blog_id, None
+    if blog_id == NETWORK_BLOG_ID:
+        return MAIN_BLOG_ID, f"author/{-post_id}"
+    return blog_id, f"term/{-post_id}"
+
+
+# The id column of each table whose rows a term or author group keeps.
+_ROW_IDS = {
+    TableKind.TERMS: "term_id",
+    TableKind.TERM_TAXONOMY: "term_taxonomy_id",
+    TableKind.USERS: "ID",
+}
 
 
 @dataclass(slots=True)
@@ -57,6 +97,23 @@ class Group:
     deleted: bool = False
     # The blog's own group (post id 0): option name -> [row before, row after].
     options: dict[str, list[Row | None]] = field(default_factory=dict)
+    # A term's or an author's group: (table, row id) -> [row before the group's
+    # first change of it, row after its last] (None in a post's group: made on
+    # first use, so a post's group costs nothing more).
+    rows: dict[tuple[TableKind, int], list[Row | None]] | None = None
+
+    def keep_row(self, change: RowChange) -> None:
+        """Fold one row change of a term's (terms, term_taxonomy) or an author's
+        (users) group: per row, the image before the first change and after the last."""
+        kind = change.table.kind
+        key = (kind, int(change.image[_ROW_IDS[kind]]))
+        if self.rows is None:
+            self.rows = {}
+        entry = self.rows.get(key)
+        if entry is None:
+            self.rows[key] = [change.before, change.after]
+        else:
+            entry[1] = change.after
 
     def term_changes(self) -> tuple[list[TermRef], list[TermRef]]:
         """The terms the post gained and lost in this group. A replayed group

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from wpcdc.core.mirror import Mirror
 
 # Taxonomies with no public archive: no link, no tag.
-_PRIVATE_TAXONOMIES: Final = frozenset(
+PRIVATE_TAXONOMIES: Final = frozenset(
     {"nav_menu", "link_category", "post_format", "wp_theme", "wp_template_part_area"}
 )
 
@@ -152,7 +152,7 @@ def cache_tags(
     if author:
         tags.add(f"author:{blog_id}:{author}")
     for taxonomy, term_id in terms:
-        if taxonomy in _PRIVATE_TAXONOMIES:
+        if taxonomy in PRIVATE_TAXONOMIES:
             continue
         tags.add(f"term:{blog_id}:{term_id}")
         if taxonomy:
@@ -177,7 +177,7 @@ def _refs(terms: Iterable[TermRef]) -> list[tuple[str, int]]:
 def _term_links(view: BlogView, terms: Iterable[tuple[str, int]]) -> list[TermLink]:
     links = []
     for taxonomy, term_id in sorted(set(terms), key=lambda t: t[1]):
-        if taxonomy in _PRIVATE_TAXONOMIES:
+        if taxonomy in PRIVATE_TAXONOMIES:
             continue
         term = view.term(term_id)
         if term is None:

@@ -318,6 +318,34 @@ def _category_path(post: PostFacts, site: SiteView, categories: Sequence[int] | 
     return default.slug if default is not None else ""
 
 
+def permalink_category(post: PostFacts, site: SiteView) -> int | None:
+    """The category whose path is the ``%category%`` of the post's permalink (the
+    one :func:`_category_path` spells), or None when its permalink has none: not
+    a post, a plain permalink, or no ``%category%`` in the structure."""
+    structure = site.option("permalink_structure")
+    if post.type != "post" or "%category%" not in structure or _plain(post, site):
+        return None
+    for term_id in sorted(site.categories(post.id)):
+        if site.term(term_id) is not None:
+            return term_id
+    default = _int(site.option("default_category"))
+    return default if site.term(default) is not None else None
+
+
+def ancestors(term_id: int, site: SiteView) -> list[int]:
+    """The term ids of a term's ancestors, its parent first."""
+    found: list[int] = []
+    seen = {term_id}
+    term = site.term(term_id)
+    parent = term.parent if term is not None else 0
+    while parent and parent not in seen:
+        seen.add(parent)
+        found.append(parent)
+        ancestor = site.term(parent)
+        parent = ancestor.parent if ancestor is not None else 0
+    return found
+
+
 def _ancestor_slugs(term_id: int, site: SiteView) -> list[str]:
     """The slugs of a term's ancestors, the root first."""
     slugs: list[str] = []

@@ -61,6 +61,10 @@ class SiteState:
             site = self._blogs[blog_id] = BlogSite()
         return site
 
+    def blog_ids(self) -> list[int]:
+        """The blogs this state knows (every watched blog, once loaded)."""
+        return sorted(self._blogs)
+
     # --- loading --------------------------------------------------------------------
 
     def load_options(self, blog_id: int, rows: Iterable[tuple[object, object]]) -> None:
@@ -197,6 +201,44 @@ class BlogView:
     def nicename(self, user_id: int) -> str | None:
         user = self.users.get(user_id)
         return user.nicename if user is not None else None
+
+
+class AsItWas:
+    """A blog view in which one term or one user still has its earlier slug,
+    parent or nicename: what a link was before a change (``previous``)."""
+
+    __slots__ = ("_term", "_user", "_view", "rules")
+
+    def __init__(
+        self,
+        view: BlogView,
+        *,
+        term: tuple[int, TermFacts] | None = None,
+        user: tuple[int, str] | None = None,
+    ) -> None:
+        self._view = view
+        self._term = term
+        self._user = user
+        self.rules = view.rules
+
+    def option(self, name: str) -> str:
+        return self._view.option(name)
+
+    def post(self, post_id: int) -> PostFacts | None:
+        return self._view.post(post_id)
+
+    def categories(self, post_id: int) -> Sequence[int]:
+        return self._view.categories(post_id)
+
+    def term(self, term_id: int) -> TermFacts | None:
+        if self._term is not None and self._term[0] == term_id:
+            return self._term[1]
+        return self._view.term(term_id)
+
+    def nicename(self, user_id: int) -> str | None:
+        if self._user is not None and self._user[0] == user_id:
+            return self._user[1]
+        return self._view.nicename(user_id)
 
 
 def as_text(value: object) -> str:

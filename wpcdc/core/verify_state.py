@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from wpcdc.core import envelope as wire
 from wpcdc.core.decode import decode_meta
+from wpcdc.core.entity_payloads import AUTHOR_EVENT, TERM_EVENT_TYPES
 from wpcdc.core.events import (
     META_EVENT,
     POST_EVENT_TYPES,
@@ -31,6 +32,8 @@ from wpcdc.core.events import (
 from wpcdc.core.positions import Coordinate, Position
 
 PostKey = tuple[int, int]  # (blog_id, post_id)
+
+_NOT_POSTS: Final = frozenset({SITE_EVENT, *TERM_EVENT_TYPES, AUTHOR_EVENT})
 
 POST_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(Post))
 # What the oversize policy's last step keeps of a post (see wpcdc.core.events._omit_all).
@@ -179,8 +182,8 @@ class TopicState:
 
     def add(self, event: Mapping[str, Any]) -> None:
         """Apply one decoded envelope."""
-        if event.get("type") == SITE_EVENT:
-            return  # about the blog's settings, not a post: nothing to compare
+        if event.get("type") in _NOT_POSTS:
+            return  # about the blog's settings, a term, an author: nothing to compare
         try:
             kind = str(event["type"])
             seq = event["sequence"]

@@ -113,6 +113,52 @@ def test_the_permalink_and_the_one_it_moved_from_are_shown() -> None:
     )
 
 
+def term(**data: Any) -> dict[str, Any]:
+    return {"blog_id": 1, "term_id": 3, "taxonomy": "category", "slug": "news", **data}
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "expected"),
+    [
+        (
+            "term_created",
+            term(name="News", links={"term": "http://a.test/category/news/"}),
+            'category:news "News"  http://a.test/category/news/',
+        ),
+        (
+            "term_updated",
+            term(
+                changed=["slug", "parent"],
+                before={"slug": "old", "parent": 2},
+                after={"slug": "news", "parent": 0},
+                posts_moved=12,
+                links={"term": "http://a.test/c/news/", "previous": "http://a.test/c/x/old/"},
+            ),
+            "slug old→news, parent 2→0; 12 posts moved"
+            "  http://a.test/c/news/ (was http://a.test/c/x/old/)",
+        ),
+        (
+            "term_deleted",
+            term(name="News", links={"term": None, "previous": "http://a.test/category/news/"}),
+            'category:news "News" (was http://a.test/category/news/)',
+        ),
+        (
+            "author_updated",
+            {
+                "user_id": 3,
+                "changed": ["nicename"],
+                "before": {"nicename": "jane"},
+                "after": {"nicename": "jd"},
+                "links": {"author": "http://a.test/author/jd/", "previous": None},
+            },
+            "#3 nicename jane→jd  http://a.test/author/jd/",
+        ),
+    ],
+)
+def test_term_and_author_lines(kind: str, data: dict[str, Any], expected: str) -> None:
+    assert summary(envelope(kind, data, subject="term/3")) == expected
+
+
 def test_omitted_fields_are_flagged() -> None:
     data = ids(post=post(content=None), changed=["content"], before={}, omitted=["post.content"])
     assert summary(envelope("post_updated", data)) == "content  [omitted: post.content]"

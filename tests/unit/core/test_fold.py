@@ -19,6 +19,7 @@ from tests.support.binlog_builder import (
     update,
 )
 from tests.support.fold import fold_all, insert_post_with_tags_and_meta, make_folder
+from wpcdc.core.entity_payloads import TermData
 from wpcdc.core.events import Event, MetaData, PostData, TaxonomyData
 
 
@@ -30,7 +31,16 @@ def test_one_save_is_one_event_per_kind() -> None:
     log = Binlog()
     insert_post_with_tags_and_meta(log)
     events = fold_all(make_folder(), log.log)
-    assert types(events) == ["post_created", "post_meta_changed", "taxonomy_changed"]
+    # The new tag is a term of its own: its group closed first (touched last earlier).
+    assert types(events) == [
+        "term_created",
+        "post_created",
+        "post_meta_changed",
+        "taxonomy_changed",
+    ]
+    tag, *events = events
+    assert isinstance(tag.data, TermData)
+    assert (tag.key, tag.data.taxonomy, tag.data.slug) == (b"1:term/5", "post_tag", "alpha")
     created, meta_event, taxonomy = (e.data for e in events)
     assert isinstance(created, PostData)
     assert created.post.status == "draft"
@@ -56,10 +66,14 @@ def test_ids_and_sequences_are_pure_functions_of_the_binlog() -> None:
     assert [(e.id, e.sequence) for e in first] == [(e.id, e.sequence) for e in second]
     # The id names the group's first row change (GTID 0-1-1, row 0) and its last
     # (binlog file 1, the transaction at 1204, row 0): the same id, the same content.
-    assert first[0].id == "0-1-1/0..1:1204:0/post_created"
+    post = first[1]
+    assert (first[0].type, post.type) == ("term_created", "post_created")
+    assert post.id == "0-1-1/0..1:1204:0/post_created"
     assert [e.sequence for e in first] == sorted(e.sequence for e in first)
     # The sequence is the last row change: the state the event carries.
-    assert first[0].sequence == "0000000001-0000001204-0000000000-000"
+    assert post.sequence == "0000000001-0000001204-0000000000-000"
+    # The new tag's group: its terms row (GTID 0-1-4) to its term_taxonomy row.
+    assert first[0].id == "0-1-4/0..1:604:0/term_created"
 
 
 def test_auto_draft_is_held_back_until_first_real_save() -> None:

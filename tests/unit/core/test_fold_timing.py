@@ -28,6 +28,11 @@ def test_a_save_closes_once_its_post_is_quiet_and_not_before() -> None:
         closed += fold.feed(part, now=10.0 + i * 0.005)
     assert closed == []
     last = 10.0 + (len(log.log) - 1) * 0.005
+    # The new tag's own group (its terms and term_taxonomy rows, transactions 3
+    # and 4; the recount is no term change) goes quiet first.
+    tag_touched = 10.0 + 4 * 0.005
+    assert fold.next_deadline() == pytest.approx(tag_touched + 0.15)
+    assert [e.type for e in events(fold.tick(tag_touched + 0.15))] == ["term_created"]
     assert fold.next_deadline() == pytest.approx(last + 0.15)
     assert fold.tick(last + 0.1) == []
     saved = events(fold.tick(last + 0.15))

@@ -158,3 +158,13 @@ def test_blog_and_post_filters_skip_records_by_key() -> None:
     state.add(post_event("post_created", row(4), 100))
     state.add(post_event("post_created", row(5), 100, blog_id=2))
     assert list(state.posts) == [(2, 5)] and state.foreign == 0
+
+
+def test_term_and_author_events_are_no_post_and_not_unreadable() -> None:
+    state = TopicState()
+    term = {"specversion": "1.0", "id": "a", "type": "term_updated", "subject": "term/5"}
+    term |= {"sequence": "0000000001-0000000004-0000000000-000", "data": {"blog_id": 1}}
+    author = {**term, "id": "b", "type": "author_updated", "subject": "author/1", "data": {}}
+    state.add_record(b"1:term/5", orjson.dumps(term))
+    state.add_record(b"1:author/1", orjson.dumps(author))
+    assert (state.posts, state.foreign, state.unreadable, state.events) == ({}, 0, 0, 0)
