@@ -10,8 +10,9 @@ re-snapshots and ``wpcdc verify`` all read through.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pymysql
@@ -44,84 +45,87 @@ def watched_blogs(conn: MysqlConnection, settings: MysqlSettings) -> list[int]:
 
 def load_mirror(settings: MysqlSettings) -> Mirror:
     """Read what the fold's mirror starts from: post types/statuses and terms of every
-    blog, and the site state links need (:func:`load_site`, the network's users).
+    blog, and the site state links need (the watched options and :func:`_blog_queries`
+    of every blog, the network's users).
 
     Rows stream through an unbuffered cursor, so a large site does not need the
     whole result in memory twice.
     """
     mirror = Mirror()
+    site = mirror.site
+    names = sorted(WATCHED_OPTIONS)
     with contextlib.closing(connect(settings)) as conn:
         for blog in watched_blogs(conn, settings):
             prefix = blog_prefix(settings, blog)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(
-                    f"SELECT ID, post_type, post_status, post_parent FROM {quote(prefix + 'posts')}"
-                )
-                mirror.load_posts(blog, cursor)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(
-                    "SELECT term_taxonomy_id, taxonomy, term_id FROM "
-                    + quote(prefix + "term_taxonomy")
-                )
-                mirror.load_taxonomies(blog, cursor)
-            with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-                cursor.execute(f"SELECT term_id, slug, name FROM {quote(prefix + 'terms')}")
-                mirror.load_terms(blog, cursor)
-            load_site(conn, mirror, blog, prefix)
-        with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-            # Network-wide; only the columns links use (never passwords or e-mails).
-            columns = ", ".join(KEEP_COLUMNS[TableKind.USERS])
-            users = settings.table_prefix + "users"
-            try:
-                cursor.execute(f"SELECT {columns} FROM {quote(users)}")
-            except pymysql.err.ProgrammingError as exc:
-                if exc.args[0] not in TABLE_MISSING:
-                    raise
-                # Not WordPress as WordPress makes it; its posts still stream.
-                log.warning("%s is missing: events carry no author archive links", users)
-            else:
-                mirror.site.load_users(cursor)
+            _stream(
+                conn,
+                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
+                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
+                functools.partial(site.load_options, blog),
+                names,
+                when_missing=f"{prefix}options is missing: "
+                f"the links of blog {blog} lack a home URL",
+            )
+            for query, load in _blog_queries(mirror, prefix):
+                _stream(conn, query, functools.partial(load, blog))
+        # Network-wide; only the columns links use (never passwords or e-mails).
+        users = settings.table_prefix + "users"
+        _stream(
+            conn,
+            f"SELECT {', '.join(KEEP_COLUMNS[TableKind.USERS])} FROM {quote(users)}",
+            site.load_users,
+            when_missing=f"{users} is missing: events carry no author archive links",
+        )
     return mirror
 
 
 log = logging.getLogger("wpcdc.mirror")
 
+_Load = Callable[[int, Iterable[Any]], None]
 
-def load_site(conn: MysqlConnection, mirror: Mirror, blog: int, prefix: str) -> None:
-    """What links need of one blog (wpcdc.core.site): the watched options, post slugs,
-    dates and authors, term parents and term memberships."""
+
+def _blog_queries(mirror: Mirror, prefix: str) -> list[tuple[str, _Load]]:
+    """The queries of one blog and what loads their rows: the mirror's post types,
+    statuses and terms; for links (wpcdc.core.site) post slugs, dates and authors,
+    term parents and term memberships."""
+    posts, taxonomy, terms, relationships = (
+        quote(prefix + name) for name in ("posts", "term_taxonomy", "terms", "term_relationships")
+    )
     site = mirror.site
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        names = sorted(WATCHED_OPTIONS)
-        try:
-            cursor.execute(
-                f"SELECT option_name, option_value FROM {quote(prefix + 'options')} "
-                f"WHERE option_name IN ({', '.join(['%s'] * len(names))})",
-                names,
-            )
-        except pymysql.err.ProgrammingError as exc:
-            if exc.args[0] not in TABLE_MISSING:
-                raise
-            # Not a WordPress blog as WordPress makes them; its posts still stream.
-            log.warning("%soptions is missing: the links of blog %d lack a home URL", prefix, blog)
-        else:
-            site.load_options(blog, cursor)
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
+    return [
+        (f"SELECT ID, post_type, post_status, post_parent FROM {posts}", mirror.load_posts),
+        (f"SELECT term_taxonomy_id, taxonomy, term_id FROM {taxonomy}", mirror.load_taxonomies),
+        (f"SELECT term_id, slug, name FROM {terms}", mirror.load_terms),
+        (
             "SELECT ID, post_name, CAST(post_date AS CHAR), post_author "
-            f"FROM {quote(prefix + 'posts')} WHERE post_type <> 'revision'"
-        )
-        site.load_posts(blog, cursor)
+            f"FROM {posts} WHERE post_type <> 'revision'",
+            site.load_posts,
+        ),
+        (f"SELECT term_id, parent FROM {taxonomy} WHERE parent <> 0", site.load_term_parents),
+        (f"SELECT object_id, term_taxonomy_id FROM {relationships}", site.load_post_terms),
+    ]
+
+
+def _stream(
+    conn: MysqlConnection,
+    query: str,
+    load: Callable[[Iterable[Any]], None],
+    params: Sequence[object] | None = None,
+    *,
+    when_missing: str | None = None,
+) -> None:
+    """Hand the rows of ``query`` to ``load`` through an unbuffered cursor. With
+    ``when_missing``, a missing table is that warning instead of an error: not
+    WordPress as WordPress makes it, but its posts still stream."""
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
-            f"SELECT term_id, parent FROM {quote(prefix + 'term_taxonomy')} WHERE parent <> 0"
-        )
-        site.load_term_parents(blog, cursor)
-    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
-        cursor.execute(
-            f"SELECT object_id, term_taxonomy_id FROM {quote(prefix + 'term_relationships')}"
-        )
-        site.load_post_terms(blog, cursor)
+        try:
+            cursor.execute(query, params)
+        except pymysql.err.ProgrammingError as exc:
+            if when_missing is None or exc.args[0] not in TABLE_MISSING:
+                raise
+            log.warning("%s", when_missing)
+        else:
+            load(cursor)
 
 
 def blog_prefix(settings: MysqlSettings, blog_id: int) -> str:
