@@ -378,8 +378,10 @@ def fast_changes(
             except Unsupported as refused:
                 yield table_map.table, refused
                 continue
-            decode = decoder.interpreted_rows if interpreted else decoder.rows
-            yield table_map.table, decode(event.type, event.body, header)
+            yield (
+                table_map.table,
+                decoder.rows(event.type, event.body, header, interpreted=interpreted),
+            )
 
 
 def raw_events(mysql_server: MysqlEndpoint, start: tuple[str, int]) -> list[RawEvent]:

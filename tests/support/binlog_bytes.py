@@ -181,7 +181,7 @@ def decode_both(dec: RowsDecoder, event: tuple[int, bytes, int], **kw: Any) -> l
     """Both paths, which must agree."""
     kind, body, post_header_len = event
     fast = dec.rows(kind, body, post_header_len, **kw)
-    slow = dec.interpreted_rows(kind, body, post_header_len, **kw)
+    slow = dec.rows(kind, body, post_header_len, interpreted=True, **kw)
     assert fast == slow
     return fast
 

@@ -1,4 +1,4 @@
-"""Fakes for ``wpcdc.runtime.verify.verify``: database reads over lists of PostBundles,
+"""Fakes for ``wpcdc.runtime.verify.Verification``: database reads over lists of PostBundles,
 a topic that grows between reads, and a clock that sleeps instantly."""
 
 from __future__ import annotations

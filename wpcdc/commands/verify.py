@@ -20,7 +20,7 @@ from wpcdc.kafka.topic import KafkaTopic
 from wpcdc.mysql.consistent import MysqlDatabase
 from wpcdc.mysql.errors import MysqlError, is_access_denied, refused
 from wpcdc.runtime.stores import checkpoint_store, close
-from wpcdc.runtime.verify import VerifyOptions, verify
+from wpcdc.runtime.verify import Verification, VerifyOptions
 
 
 def run(
@@ -34,10 +34,17 @@ def run(
     max_report: int = 20,
     echo: Callable[[str], None] = print,
 ) -> None:
-    """Verify, print the report; raise VerifyFailed when the topic differs."""
-    report = check_topic(
-        settings, topic=topic, blog_id=blog_id, wait=wait, recheck_delay=recheck_delay
+    """Verify the topic (default ``kafka.topic``) against the configured database,
+    print the report; raise VerifyFailed when the topic differs."""
+    options = VerifyOptions(
+        topic=topic or settings.kafka.topic,
+        database=settings.mysql.database,
+        config=settings.fold.to_config(),
+        blog_id=blog_id,
+        wait=wait,
+        recheck_delay=recheck_delay,
     )
+    report = check_topic(settings, options)
     echo(report.as_json(max_report) if as_json else report.as_text(max_report))
     if not report.ok:
         raise VerifyFailed(
@@ -45,38 +52,22 @@ def run(
         )
 
 
-def check_topic(
-    settings: Settings,
-    *,
-    topic: str | None = None,
-    blog_id: int | None = None,
-    wait: float = 60.0,
-    recheck_delay: float = 3.0,
-) -> VerifyReport:
-    """Verify the topic (default ``kafka.topic``) against the configured database."""
-    name = topic or settings.kafka.topic
+def check_topic(settings: Settings, options: VerifyOptions) -> VerifyReport:
+    """Verify ``options.topic`` against the configured database."""
     store = checkpoint_store(settings)
 
     def saved_position() -> Position | None:
         saved = store.load()
         return saved.position if saved is not None else None
 
-    options = VerifyOptions(
-        topic=name,
-        database=settings.mysql.database,
-        config=settings.fold.to_config(),
-        blog_id=blog_id,
-        wait=wait,
-        recheck_delay=recheck_delay,
-    )
     mysql = settings.mysql
     try:
-        return verify(
+        return Verification(
             database=MysqlDatabase(mysql, options.config),
-            topic=KafkaTopic(settings.kafka, name),
+            topic=KafkaTopic(settings.kafka, options.topic),
             checkpoint=saved_position,
             options=options,
-        )
+        ).run()
     except MysqlError as exc:
         if is_access_denied(exc):
             raise refused(exc) from None

@@ -14,9 +14,9 @@ become its value in :mod:`wpcdc.core.binlog_values`, JSON in
 :mod:`wpcdc.core.binlog_json`) and compiles from them one Python function that
 reads a full row image (:mod:`wpcdc.core.rows_codegen`, issue 8: why generated).
 
-A plain interpreter (:meth:`RowsDecoder.interpreted_rows`) reads the same bytes
-column by column: it is the fallback for partial row images and the oracle the
-generated code is tested against. A layout with a type the fast decoder cannot
+A plain interpreter (:meth:`RowsDecoder.rows` with ``interpreted``) reads the
+same bytes column by column: it is the fallback for partial row images and the
+oracle the generated code is tested against. A layout with a type the fast decoder cannot
 decode raises :class:`~wpcdc.core.column_plans.Unsupported` when its decoder is
 built, so the reader decodes that table with the library instead. Pure: no I/O.
 """
@@ -97,16 +97,18 @@ class RowsDecoder:
         end: int | None = None,
         *,
         allow_partial: bool = False,
+        interpreted: bool = False,
     ) -> list[RowChange]:
         """The (before, after) images of a ROWS event: WRITE (None, after), DELETE
         (before, None), UPDATE (before, after). Raises :class:`PartialRowImage`
         when an image lacks columns (unless ``allow_partial``: then they are None,
-        as the library gives them), ValueError on malformed bytes."""
+        as the library gives them), ValueError on malformed bytes. ``interpreted``
+        reads column by column without the generated code (the tests' oracle)."""
         # The common case (full images, a row or a few per event, as WordPress
         # writes) in straight-line code; anything else through the general path.
         if end is None:
             end = len(body)
-        shape = _SHAPES.get(event_type)
+        shape = None if interpreted else _SHAPES.get(event_type)
         if shape is not None and type(body) is bytes:
             pos = start + post_header_len
             if shape[0]:  # v2: skip the extra data (as in _rows)
@@ -121,7 +123,9 @@ class RowsDecoder:
                 changes = self._fast(shape[1], body, pos, end, size, full)
                 if changes is not None:
                     return changes
-        return self._rows(event_type, body, post_header_len, start, end, allow_partial, True)
+        return self._rows(
+            event_type, body, post_header_len, start, end, allow_partial, not interpreted
+        )
 
     def _fast(
         self, op: int, body: bytes, pos: int, end: int, size: int, full: bytes
@@ -149,19 +153,6 @@ class RowsDecoder:
         except (struct.error, IndexError, ValueError, ArithmeticError):
             return None  # the general path says what is wrong
         return changes if pos == end else None
-
-    def interpreted_rows(
-        self,
-        event_type: int,
-        body: bytes,
-        post_header_len: int,
-        start: int = 0,
-        end: int | None = None,
-        *,
-        allow_partial: bool = False,
-    ) -> list[RowChange]:
-        """As :meth:`rows`, column by column without the generated code."""
-        return self._rows(event_type, body, post_header_len, start, end, allow_partial, False)
 
     def _rows(
         self,

@@ -1,8 +1,8 @@
 """``wpcdc verify``, the run: the operator's proof that the topic matches the database.
 
-This module owns the order of that proof (:func:`verify`): the database is read
-in one consistent snapshot at position D, the topic only up to D, after the
-streamer's checkpoint passed D; differing posts are read again once, and only
+This module owns the order of that proof (:meth:`Verification.run`): the
+database is read in one consistent snapshot at position D, the topic only up to
+D, after the streamer's checkpoint passed D; differing posts are read again once, and only
 differences that persist are reported. It runs over the :class:`Database` and
 :class:`Topic` protocols, with the clock and sleep passed in, so the unit tests
 drive it with lists. The rebuilt topic state is ``wpcdc.core.verify_state``, the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from wpcdc.core.fold import FoldConfig
@@ -84,49 +84,36 @@ class VerifyOptions:
     checkpoint_poll: float = 0.2
 
 
-def verify(
-    *,
-    database: Database,
-    topic: Topic,
-    checkpoint: Callable[[], Position | None],
-    options: VerifyOptions,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> VerifyReport:
-    """Compare the topic with the database; read differing posts once more before
-    reporting them. ``checkpoint`` returns the streamer's saved position (None:
-    no checkpoint here)."""
-    run = _Verification(
-        database=database,
-        topic=topic,
-        checkpoint=checkpoint,
-        options=options,
-        clock=clock,
-        sleep=sleep,
-        report=VerifyReport(topic=options.topic, database=options.database),
-    )
-    report = run.report
-    diffs = run.read_everything()
-    in_database = {d.key for d in diffs if d.kind != "extra"}
-    if diffs:
-        sleep(options.recheck_delay)
-        report.rechecked = len(diffs)
-        diffs = run.read_again([d.key for d in diffs])
-        report.settled = report.rechecked - len(diffs)
-    report.differences = sorted(diffs, key=lambda d: (d.kind, d.key))
-    report.matching = report.posts_in_database - sum(1 for d in diffs if d.key in in_database)
-    return report
-
-
 @dataclass
-class _Verification:
+class Verification:
+    """One proof: compare the topic with the database (:meth:`run`). ``checkpoint``
+    returns the streamer's saved position (None: no checkpoint here)."""
+
     database: Database
     topic: Topic
     checkpoint: Callable[[], Position | None]
     options: VerifyOptions
-    clock: Callable[[], float]
-    sleep: Callable[[float], None]
-    report: VerifyReport
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    report: VerifyReport = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = VerifyReport(topic=self.options.topic, database=self.options.database)
+
+    def run(self) -> VerifyReport:
+        """Compare the topic with the database; read differing posts once more before
+        reporting them."""
+        report = self.report
+        diffs = self.read_everything()
+        in_database = {d.key for d in diffs if d.kind != "extra"}
+        if diffs:
+            self.sleep(self.options.recheck_delay)
+            report.rechecked = len(diffs)
+            diffs = self.read_again([d.key for d in diffs])
+            report.settled = report.rechecked - len(diffs)
+        report.differences = sorted(diffs, key=lambda d: (d.kind, d.key))
+        report.matching = report.posts_in_database - sum(1 for d in diffs if d.key in in_database)
+        return report
 
     @property
     def ignored(self) -> frozenset[str]:

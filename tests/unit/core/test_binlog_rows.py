@@ -193,7 +193,7 @@ def test_truncated_rows_are_a_value_error(cut: int) -> None:
     with pytest.raises(ValueError, match="malformed"):
         dec.rows(kind, body, header, end=len(body) - cut)
     with pytest.raises(ValueError, match="malformed"):
-        dec.interpreted_rows(kind, body, header, end=len(body) - cut)
+        dec.rows(kind, body, header, end=len(body) - cut, interpreted=True)
 
 
 def test_column_count_must_match_the_table_map() -> None:

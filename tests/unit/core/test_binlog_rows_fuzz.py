@@ -199,7 +199,7 @@ def test_random_layouts_decode_alike_on_both_paths(seed: int) -> None:
             rows = [row() for _ in range(rng.randint(0, 6) * (2 if kind == UPDATE else 1))]
             event = rows_event(kind, 3, len(cols), [raw for raw, _ in rows], version=version)
             fast = decoder.rows(*event)
-            assert fast == decoder.interpreted_rows(*event)
+            assert fast == decoder.rows(*event, interpreted=True)
             if keep is None:
                 assert typed(fast) == typed(library.rows(event[0], event[1]))
             images = [image for change in fast for image in change if image is not None]
@@ -225,9 +225,9 @@ def test_garbled_rows_events_are_value_errors(seed: int) -> None:
     for _ in range(200):
         at = rng.randrange(header, len(body))
         garbled = body[:at] + bytes([rng.randrange(256)]) + body[at + 1 :]
-        for decode in (decoder.rows, decoder.interpreted_rows):
+        for interpreted in (False, True):
             try:
-                decode(kind, garbled, header)
+                decoder.rows(kind, garbled, header, interpreted=interpreted)
                 outcomes.add("decoded")
             except ValueError:
                 outcomes.add("refused")

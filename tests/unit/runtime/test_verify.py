@@ -1,4 +1,4 @@
-"""`wpcdc verify`'s procedure on a live site (wpcdc.runtime.verify.verify), with fakes
+"""`wpcdc verify`'s procedure on a live site (wpcdc.runtime.verify.Verification), with fakes
 for the database and the topic: waiting for the streamer's checkpoint, the recheck
 of differing posts, and what is reported."""
 
@@ -11,7 +11,7 @@ from tests.support.verify_builders import CONFIG, FILE, bundle, post_event, row
 from tests.support.verify_fakes import FakeDatabase, FakeTime, FakeTopic, FakeView
 from wpcdc.core.positions import Position
 from wpcdc.core.verify_report import VerifyReport
-from wpcdc.runtime.verify import VerifyOptions, verify
+from wpcdc.runtime.verify import Verification, VerifyOptions
 
 
 def run_verify(
@@ -28,14 +28,14 @@ def run_verify(
         last[0] = next(saved, last[0])
         return last[0]
 
-    report = verify(
+    report = Verification(
         database=database,
         topic=topic,
         checkpoint=load,
         options=VerifyOptions(topic="t", database="wp", config=CONFIG, **options),
         clock=fake.clock,
         sleep=fake.sleep,
-    )
+    ).run()
     return report, fake
 
 
