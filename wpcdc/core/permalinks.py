@@ -347,18 +347,13 @@ def ancestors(term_id: int, site: SiteView) -> list[int]:
 
 
 def _ancestor_slugs(term_id: int, site: SiteView) -> list[str]:
-    """The slugs of a term's ancestors, the root first."""
+    """The slugs of a term's ancestors, the root first (up to the first one unknown)."""
     slugs: list[str] = []
-    seen = {term_id}
-    term = site.term(term_id)
-    parent = term.parent if term is not None else 0
-    while parent and parent not in seen:
-        seen.add(parent)
-        ancestor = site.term(parent)
+    for ancestor_id in ancestors(term_id, site):
+        ancestor = site.term(ancestor_id)
         if ancestor is None:
             break
         slugs.append(ancestor.slug)
-        parent = ancestor.parent
     return slugs[::-1]
 
 
