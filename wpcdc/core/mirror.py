@@ -2,6 +2,8 @@
 
 - term_taxonomy_id -> (taxonomy, term_id) and term_id -> (slug, name), per blog,
   to resolve ``term_relationships`` rows;
+- the term ids of each blog's navigation menus (taxonomy ``nav_menu``), to
+  route a menu's ``terms`` rows (wpcdc.core.menu_events);
 - post id -> (type, status, parent), per blog, to classify meta and term rows
   whose post row is not in the same group (WordPress deletes meta and terms
   *before* the post row), to fold revisions into their parent and to hold back
