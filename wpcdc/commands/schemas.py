@@ -16,7 +16,14 @@ import orjson
 from pydantic import TypeAdapter
 
 from wpcdc.core import envelope
-from wpcdc.core.entity_payloads import AUTHOR_EVENT, TERM_EVENT_TYPES, AuthorData, TermData
+from wpcdc.core.entity_payloads import (
+    AUTHOR_EVENT,
+    MENU_EVENT,
+    TERM_EVENT_TYPES,
+    AuthorData,
+    MenuData,
+    TermData,
+)
 from wpcdc.core.events import (
     EVENT_TYPES,
     META_EVENT,
@@ -63,6 +70,8 @@ def _data_class(event_type: str) -> type[Any]:
         return TermData
     if event_type == AUTHOR_EVENT:
         return AuthorData
+    if event_type == MENU_EVENT:
+        return MenuData
     return MetaData if event_type == META_EVENT else TaxonomyData
 
 
@@ -104,6 +113,8 @@ def _subject_pattern(event_type: str) -> str:
         return r"^(blog/[0-9]+/)?term/[0-9]+$"
     if event_type == AUTHOR_EVENT:
         return r"^author/[0-9]+$"  # the network's: no blog
+    if event_type == MENU_EVENT:
+        return r"^(blog/[0-9]+/)?menu/[0-9]+$"
     return r"^(blog/[0-9]+/)?post/[0-9]+$"
 
 

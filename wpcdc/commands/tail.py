@@ -58,10 +58,12 @@ _COLORS: Final[Mapping[str, str]] = {
     "term_updated": typer.colors.YELLOW,
     "term_deleted": typer.colors.RED,
     "author_updated": typer.colors.YELLOW,
+    "menu_changed": typer.colors.MAGENTA,
 }
 # Post events that report changed fields (all but created and deleted).
 _STATUS_CHANGES: Final = frozenset(POST_EVENT_TYPES) - {"post_created", "post_deleted"}
 _META_SIGNS: Final[Mapping[str, str]] = {"added": "+", "updated": "~", "deleted": "-"}
+_ITEM_SIGNS: Final[Mapping[str, str]] = {"added": "+", "updated": "~", "removed": "-"}
 
 
 # --- rendering (pure) ------------------------------------------------------------
@@ -178,6 +180,8 @@ def _summarize(kind: str, data: Mapping[str, Any]) -> str:
         return text + (f"; {moved} posts moved" if isinstance(moved, int) and moved else "")
     if kind == "author_updated":
         return f"#{printable(str(data['user_id']))} {_before_after(data)}"
+    if kind == "menu_changed":
+        return _menu(data)
     if kind == "taxonomy_changed":
         added = [f"+{_term(term)}" for term in _list(data.get("added", []))]
         removed = [f"-{_term(term)}" for term in _list(data.get("removed", []))]
@@ -197,6 +201,23 @@ def _changes(data: Mapping[str, Any], post: Mapping[str, Any]) -> str:
     if changed:
         parts.insert(0, ", ".join(changed))
     return "; ".join(parts) if parts else "(no field changed)"
+
+
+def _menu(data: Mapping[str, Any]) -> str:
+    """``"Main" renamed (was "Old"); items +12 ~10(title) -11`` of a menu_changed."""
+    text = f'"{printable(str(data["name"]))}"'
+    change = data.get("menu_change")
+    if change:
+        text += f" {printable(str(change))}"
+        was = data.get("before")
+        if isinstance(was, Mapping) and was.get("name") is not None:
+            text += f' (was "{printable(str(was["name"]))}")'
+    items = []
+    for item in _list(data["items"]):
+        sign = _ITEM_SIGNS.get(item["op"], "?")
+        changed = ",".join(printable(str(name)) for name in _list(item.get("changed", [])))
+        items.append(f"{sign}{printable(str(item['id']))}" + (f"({changed})" if changed else ""))
+    return f"{text}; items {' '.join(items)}" if items else text
 
 
 def _before_after(data: Mapping[str, Any]) -> str:

@@ -54,7 +54,7 @@ def author_target(change: RowChange) -> PostKey | None:
 def author_datas(group: Group, mirror: Mirror | None) -> list[tuple[str, EventData]]:
     """The event of an author's closed group, or none (see the module docstring)."""
     user_id = -group.post_id
-    pair = (group.rows or {}).get((TableKind.USERS, user_id))
+    pair = (group.rows or {}).get((TableKind.USERS, user_id, 0))
     if pair is None or pair[1] is None:
         return []  # deleted
     if pair[0] is None and not group.replayed:

@@ -40,6 +40,7 @@ from wpcdc.core.events import (
 )
 from wpcdc.core.group import NETWORK_BLOG_ID, entity_of
 from wpcdc.core.links import annotate
+from wpcdc.core.menu_events import menu_datas, menu_entity
 from wpcdc.core.rows import Row
 from wpcdc.core.site_events import site_datas
 from wpcdc.core.term_events import term_datas
@@ -57,12 +58,18 @@ AUTO_DRAFT: Final = "auto-draft"
 def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> list[Event]:
     """The events of a closed group, in ordinal order: the post event 0, meta 1,
     taxonomy 2 (none for a group that only concerns an unreported auto-draft); a
-    term's or an author's group makes at most one event (ordinal 0)."""
+    term's or an author's group makes at most one event (ordinal 0), a blog's
+    menus group one per menu it changed (ordinal 0, each with its own key)."""
     datas: list[tuple[str, EventData]] = []
     if group.post_id < 0:  # a term's or an author's group (keys: wpcdc.core.group)
         if group.blog_id == NETWORK_BLOG_ID:
             return _events(group, author_datas(group, mirror))
         return _events(group, term_datas(group, mirror))
+    if group.blog_id < 0:  # a blog's menus: an event per menu (wpcdc.core.menu_events)
+        events = _events(group, menu_datas(group, mirror))
+        for event in events:
+            event.entity = menu_entity(event.data)
+        return events
     if group.post_id == SITE_POST_ID:
         datas = site_datas(group, mirror)  # the blog's URL settings (wpcdc.core.site_events)
     post_event = None if group.post_id == SITE_POST_ID else _post_event(group, config)

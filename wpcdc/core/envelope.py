@@ -21,8 +21,8 @@ Every record's value is one JSON object::
 
 The record key is ``"{blog_id}:{post_id}"`` (UTF-8), so all events of a post
 share a partition and keep binlog order; a term's events are keyed
-``"{blog_id}:term/{term_id}"``, an author's ``"1:author/{user_id}"``, likewise
-one partition each. Pure: no I/O.
+``"{blog_id}:term/{term_id}"``, an author's ``"1:author/{user_id}"``, a menu's
+``"{blog_id}:menu/{term_id}"``, likewise one partition each. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ CONTENT_TYPE: Final = "application/json"
 
 
 def record_key(blog_id: int, post_id: int, entity: str | None = None) -> bytes:
-    """``"{blog_id}:{post_id}"``; an event about a term or an author names it instead
-    of the post: ``"{blog_id}:term/{term_id}"``, ``"1:author/{user_id}"``."""
+    """``"{blog_id}:{post_id}"``; an event about a term, an author or a menu names it
+    instead of the post: ``"{blog_id}:term/{term_id}"``, ``"1:author/{user_id}"``,
+    ``"{blog_id}:menu/{term_id}"``."""
     return f"{blog_id}:{entity or post_id}".encode()
 
 
 def parse_record_key(key: bytes) -> tuple[int | None, int | None]:
     """The ``(blog_id, post_id)`` a record key names; a part that is not a number
-    is None (a term's or an author's key, or a record another producer wrote)."""
+    is None (a term's, an author's or a menu's key, or a record another producer wrote)."""
     blog_text, _, post_text = key.decode("utf-8", "replace").partition(":")
     return _number(blog_text), _number(post_text)
 
@@ -54,7 +55,7 @@ def _number(text: str) -> int | None:
 
 def subject(blog_id: int, post_id: int, entity: str | None = None) -> str:
     """``post/ID``; a blog's own events (post id 0, key "N:0") are about ``site``,
-    a term's and an author's about ``term/ID`` and ``author/ID``."""
+    a term's, an author's and a menu's about ``term/ID``, ``author/ID``, ``menu/ID``."""
     name = entity or (f"post/{post_id}" if post_id else "site")
     return name if blog_id == 1 else f"blog/{blog_id}/{name}"
 

@@ -21,8 +21,11 @@ import orjson
 from wpcdc.core import envelope
 from wpcdc.core.entity_payloads import (
     AUTHOR_EVENT,
+    MENU_EVENT,
     TERM_EVENT_TYPES,
     AuthorData,
+    MenuData,
+    MenuItem,
     TermData,
 )
 from wpcdc.core.positions import Coordinate
@@ -52,6 +55,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     SITE_EVENT,
     *TERM_EVENT_TYPES,
     AUTHOR_EVENT,
+    MENU_EVENT,
 )
 # The post id of a blog's own events (key "{blog_id}:0", subject "site").
 SITE_POST_ID: Final = 0
@@ -244,7 +248,9 @@ class SiteData:
     omitted: list[str] = field(default_factory=list)
 
 
-EventData = PostData | MetaData | TaxonomyData | SnapshotData | SiteData | TermData | AuthorData
+EventData = (
+    PostData | MetaData | TaxonomyData | SnapshotData | SiteData | TermData | AuthorData | MenuData
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +278,9 @@ class Event:
     # Commit time of the last transaction folded in, seconds since the epoch.
     timestamp: int
     data: EventData
-    # What the event is about when not a post: "term/ID", "author/ID" (the fold's
-    # key space of wpcdc.core.group); it replaces the post id in the key and subject.
+    # What the event is about when not a post: "term/ID", "author/ID", "menu/ID"
+    # (the fold's key space of wpcdc.core.group); it replaces the post id in the
+    # key and subject.
     entity: str | None = None
 
     @property
@@ -287,9 +294,11 @@ class Event:
             return f"{origin.file}:{origin.pos}/snapshot/{self.blog_id}:{self.post_id}"
         where = origin.gtid or f"{origin.file}:{origin.pos}"
         last = origin.last
+        # A blog's menus group makes an event per menu: the menu tells them apart.
+        kind = self.type if self.type != MENU_EVENT else f"{self.type}/{self.entity}"
         if last is None or last == origin.first:
-            return f"{where}/{origin.first.row}/{self.type}"
-        return f"{where}/{origin.first.row}..{last.file_index}:{last.pos}:{last.row}/{self.type}"
+            return f"{where}/{origin.first.row}/{kind}"
+        return f"{where}/{origin.first.row}..{last.file_index}:{last.pos}:{last.row}/{kind}"
 
     @property
     def key(self) -> bytes:
@@ -409,6 +418,9 @@ def _omit_all(data: EventData) -> EventData:
         return replace(data, changes=[], omitted=[*data.omitted, "changes"])
     if isinstance(data, SiteData | AuthorData):
         return replace(data, before={}, after={}, omitted=[*data.omitted, "before", "after"])
+    if isinstance(data, MenuData):  # which items changed is what a cache needs
+        items = [MenuItem(item.id, item.op) for item in data.items]
+        return replace(data, before={}, items=items, omitted=[*data.omitted, "items.fields"])
     if isinstance(data, TermData):  # a description is unbounded text
         omitted = [*data.omitted, "description", "before", "after"]
         return replace(data, description=None, before={}, after={}, omitted=omitted)

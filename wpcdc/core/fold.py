@@ -3,7 +3,8 @@
 WordPress never opens a transaction: one save is 3-15 autocommitted
 transactions. The fold therefore groups row changes by post (blog id, post id)
 across transactions (a term's rows by term, an author's by user, a blog's URL
-options in the blog's own group: keys in ``wpcdc.core.group``); when a group
+options in the blog's own group, its menus' rows in one group: keys in
+``wpcdc.core.group``); when a group
 closes, ``wpcdc.core.derive`` turns it into at most one event per kind: one post event (created / updated / a status
 transition / deleted), one ``post_meta_changed`` and one ``taxonomy_changed``.
 This module owns the grouping: which post a row change belongs to, which
@@ -53,7 +54,8 @@ from wpcdc.core.checkpoint import CoveredRange
 from wpcdc.core.decode import text
 from wpcdc.core.derive import derive
 from wpcdc.core.events import SITE_POST_ID, Event, TermRef
-from wpcdc.core.group import Group, PostKey, row_bytes
+from wpcdc.core.group import Group, PostKey, menus_key, row_bytes
+from wpcdc.core.menu_events import MENU_ITEM_TYPE
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import Op, RowChange, TableKind, Transaction, TransactionPart
@@ -327,13 +329,15 @@ class Folder:
         elif kind is TableKind.OPTIONS:
             return (blog, SITE_POST_ID)  # URL settings: site_settings_changed
         elif kind is TableKind.TERMS or kind is TableKind.TERM_TAXONOMY:
-            return term_target(change)  # a term's own group (wpcdc.core.term_events)
+            return term_target(change, self._mirror)  # a term's group, or a menu's
         elif kind is TableKind.USERS:
             return author_target(change)  # an author's (wpcdc.core.author_events)
         else:
             return None  # wpcdc's signal table
         if post_type in self._config.ignored_post_types:
             return None
+        if post_type == MENU_ITEM_TYPE:
+            return menus_key(blog)  # one group for the blog's menus (wpcdc.core.menu_events)
         return (blog, post_id)
 
     def _known_type(self, blog: int, post_id: int) -> str | None:
@@ -375,8 +379,9 @@ class Folder:
             last=coordinate,
             first_timestamp=txn.timestamp,
             last_timestamp=txn.timestamp,
-            info=self._mirror.post(*key) if key[1] > 0 else None,
+            info=self._mirror.post(*key) if key[1] > 0 and key[0] > 0 else None,
             opened_at=now,
+            keeps_rows=key[1] < 0 or key[0] < 0,
         )
         if self._replay_until is not None:
             if coordinate < self._replay_until:
@@ -403,7 +408,9 @@ class Folder:
         group.last = coordinate
         group.last_timestamp = max(group.last_timestamp, ts)
         kind = change.table.kind
-        if kind is TableKind.POSTS:
+        if group.keeps_rows:
+            group.keep_row(change)  # a term's, an author's or a blog's menus' rows
+        elif kind is TableKind.POSTS:
             if not group.post_seen:
                 group.post_seen = True
                 group.post_before = change.before
@@ -429,15 +436,13 @@ class Folder:
             )
             present = {Op.INSERT: True, Op.DELETE: False}.get(change.op, present)
             group.terms[tt_id] = (net + delta, term, present)
-        elif kind is TableKind.OPTIONS:
+        else:  # the blog's own group: options
             name = str(text(change.image.get("option_name")))
             option = group.options.get(name)
             if option is None:
                 group.options[name] = [change.before, change.after]
             else:
                 option[1] = change.after
-        else:
-            group.keep_row(change)  # a term's or an author's rows
 
     def _resolve(self, blog: int, tt_id: int) -> TermRef:
         found = self._mirror.term(blog, tt_id)

@@ -22,9 +22,12 @@ PostKey = tuple[int, int]  # (blog_id, post_id)
 # auto-increments, never below 1, so a negative second part is never a post.
 # A term is (blog, -term_id); an author, a row of the network's one {prefix}users
 # table, is (NETWORK_BLOG_ID, -user_id): blog ids start at 1, so blog 0 is nobody's.
+# A blog's navigation menus (every row of its nav_menu_item posts and nav_menu
+# terms, wpcdc.core.menu_events) are one group, (-blog, 0): no blog id is negative,
+# and a post id of 0 is no term's or author's, so no other key can be it.
 # The keys stay pairs of ints, so covered markers, the checkpoint file and the ack
-# tracker take them as they take a post's, and a snapshot's covered ranges (post
-# ids from 0 up) never contain them.
+# tracker take them as they take a post's, and a snapshot's covered ranges (a blog
+# id from 1 up, post ids from 0 up) never contain them.
 NETWORK_BLOG_ID = 0
 # The blog whose links an author event carries: the network's main site.
 MAIN_BLOG_ID = 1
@@ -38,10 +41,17 @@ def author_key(user_id: int) -> PostKey:
     return (NETWORK_BLOG_ID, -user_id)
 
 
+def menus_key(blog_id: int) -> PostKey:
+    return (-blog_id, 0)
+
+
 def entity_of(key: PostKey) -> tuple[int, str | None]:
     """The blog an event of this group is about and what it is about beyond a post
-    (``term/ID``, ``author/ID``; None for a post or the blog's own group)."""
+    (``term/ID``, ``author/ID``; None for a post or the blog's own group, and for a
+    blog's menus, whose events each name their menu)."""
     blog_id, post_id = key
+    if blog_id < 0:
+        return -blog_id, None
     if post_id >= 0:
         return blog_id, None
     if blog_id == NETWORK_BLOG_ID:
@@ -49,11 +59,16 @@ def entity_of(key: PostKey) -> tuple[int, str | None]:
     return blog_id, f"term/{-post_id}"
 
 
-# The id column of each table whose rows a term or author group keeps.
-_ROW_IDS = {
-    TableKind.TERMS: "term_id",
-    TableKind.TERM_TAXONOMY: "term_taxonomy_id",
-    TableKind.USERS: "ID",
+# The id columns of each table whose rows a term, author or menus group keeps:
+# a row is (table, id, second id or 0).
+RowId = tuple[TableKind, int, int]
+_ROW_IDS: dict[TableKind, tuple[str, str | None]] = {
+    TableKind.TERMS: ("term_id", None),
+    TableKind.TERM_TAXONOMY: ("term_taxonomy_id", None),
+    TableKind.USERS: ("ID", None),
+    TableKind.POSTS: ("ID", None),
+    TableKind.POSTMETA: ("meta_id", None),
+    TableKind.TERM_RELATIONSHIPS: ("object_id", "term_taxonomy_id"),
 }
 
 
@@ -97,16 +112,23 @@ class Group:
     deleted: bool = False
     # The blog's own group (post id 0): option name -> [row before, row after].
     options: dict[str, list[Row | None]] = field(default_factory=dict)
-    # A term's or an author's group: (table, row id) -> [row before the group's
-    # first change of it, row after its last] (None in a post's group: made on
-    # first use, so a post's group costs nothing more).
-    rows: dict[tuple[TableKind, int], list[Row | None]] | None = None
+    # A term's, an author's or a blog's menus' group: its rows as they are,
+    # (table, row id, second id or 0) -> [row before the group's first change of
+    # it, row after its last] (None in a post's group: made on first use, so a
+    # post's group costs nothing more).
+    rows: dict[RowId, list[Row | None]] | None = None
+    # Whether it keeps its rows as they are (:meth:`keep_row`): any group but a
+    # post's and the blog's own (keys above). Set once, read on every row change.
+    keeps_rows: bool = False
 
     def keep_row(self, change: RowChange) -> None:
-        """Fold one row change of a term's (terms, term_taxonomy) or an author's
-        (users) group: per row, the image before the first change and after the last."""
+        """Fold one row change of a term's (terms, term_taxonomy), an author's (users)
+        or a blog's menus' group (posts, postmeta, term_relationships, terms,
+        term_taxonomy): per row, the image before the first change and after the last."""
         kind = change.table.kind
-        key = (kind, int(change.image[_ROW_IDS[kind]]))
+        row = change.image
+        first, second = _ROW_IDS[kind]
+        key = (kind, int(row[first]), 0 if second is None else int(row[second]))
         if self.rows is None:
             self.rows = {}
         entry = self.rows.get(key)

@@ -2,6 +2,8 @@
 
 - term_taxonomy_id -> (taxonomy, term_id) and term_id -> (slug, name), per blog,
   to resolve ``term_relationships`` rows;
+- the term ids of each blog's navigation menus (taxonomy ``nav_menu``), to
+  route a menu's ``terms`` rows (wpcdc.core.menu_events);
 - post id -> (type, status, parent), per blog, to classify meta and term rows
   whose post row is not in the same group (WordPress deletes meta and terms
   *before* the post row), to fold revisions into their parent and to hold back
@@ -21,6 +23,9 @@ from typing import NamedTuple
 
 from wpcdc.core.rows import Op, RowChange, TableKind
 from wpcdc.core.site import SiteState
+
+# The taxonomy of navigation menus.
+MENU_TAXONOMY = "nav_menu"
 
 
 class PostInfo(NamedTuple):
@@ -44,6 +49,10 @@ class BlogMirror:
     posts: dict[int, PostInfo] = field(default_factory=dict)
     taxonomies: dict[int, TermInfo] = field(default_factory=dict)
     terms: dict[int, TermName] = field(default_factory=dict)
+    # The term ids of the blog's navigation menus (taxonomy nav_menu), deleted ones
+    # kept like their terms: a wp_terms row names no taxonomy, and the fold routes
+    # a menu's rows to the blog's menus group (wpcdc.core.menu_events).
+    menus: set[int] = field(default_factory=set)
 
 
 class Mirror:
@@ -65,9 +74,12 @@ class Mirror:
             posts[int(post_id)] = PostInfo(_s(post_type), _s(status), int(parent or 0))
 
     def load_taxonomies(self, blog_id: int, rows: Iterable[tuple[int, str, int]]) -> None:
-        taxonomies = self.blog(blog_id).taxonomies
+        blog = self.blog(blog_id)
+        taxonomies = blog.taxonomies
         for tt_id, taxonomy, term_id in rows:
-            taxonomies[int(tt_id)] = TermInfo(_s(taxonomy), int(term_id))
+            info = taxonomies[int(tt_id)] = TermInfo(_s(taxonomy), int(term_id))
+            if info.taxonomy == MENU_TAXONOMY:
+                blog.menus.add(info.term_id)
 
     def load_terms(self, blog_id: int, rows: Iterable[tuple[int, str, str]]) -> None:
         terms = self.blog(blog_id).terms
@@ -101,7 +113,11 @@ class Mirror:
             if change.op is Op.DELETE:
                 # Kept on purpose: relationship DELETEs for this term may follow.
                 return
-            blog.taxonomies[tt_id] = TermInfo(_s(row.get("taxonomy")), int(row.get("term_id") or 0))
+            info = blog.taxonomies[tt_id] = TermInfo(
+                _s(row.get("taxonomy")), int(row.get("term_id") or 0)
+            )
+            if info.taxonomy == MENU_TAXONOMY:
+                blog.menus.add(info.term_id)
         elif kind is TableKind.TERMS:
             if change.op is Op.DELETE:
                 return  # kept, as above

@@ -20,6 +20,7 @@ from wpcdc.core.derive import AUTO_DRAFT, to_post
 from wpcdc.core.events import SNAPSHOT_EVENT, Event, MetaEntry, Origin, SnapshotData, TermRef
 from wpcdc.core.fold import FoldConfig
 from wpcdc.core.links import snapshot_links
+from wpcdc.core.menu_events import MENU_ITEM_TYPE
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position, file_index
 from wpcdc.core.rows import Row
@@ -51,9 +52,10 @@ class PostRange:
 
 
 def wanted(bundle: PostBundle, config: FoldConfig) -> bool:
-    """False for posts the stream would not report either (revisions, auto-drafts...)."""
+    """False for posts the stream would not report either (revisions, auto-drafts...;
+    menu items, which the stream reports as their menu's ``menu_changed``)."""
     post_type = text(bundle.post.get("post_type"))
-    if post_type in config.ignored_post_types:
+    if post_type in config.ignored_post_types or post_type == MENU_ITEM_TYPE:
         return False
     return config.emit_auto_drafts or text(bundle.post.get("post_status")) != AUTO_DRAFT
 

@@ -10,6 +10,8 @@ becomes at most one event: ``term_created``, ``term_updated`` or
 - A ``term_taxonomy`` update that changes nothing but ``count`` (WordPress
   recounts a term on every post save) is routed to no group: it only feeds the
   mirror, as before (:func:`term_target`).
+- A navigation menu (taxonomy ``nav_menu``) makes no term event: its rows fold
+  with its items' into ``menu_changed`` (wpcdc.core.menu_events).
 - A row the group did not touch did not change: its values come from the
   mirror (the term's taxonomy, slug, name, parent; the description, which the
   mirror does not keep, is then null).
@@ -36,8 +38,9 @@ from wpcdc.core.entity_payloads import (
     TermData,
     TermLinks,
 )
-from wpcdc.core.group import PostKey, term_key
+from wpcdc.core.group import PostKey, menus_key, term_key
 from wpcdc.core.links import PRIVATE_TAXONOMIES
+from wpcdc.core.mirror import MENU_TAXONOMY
 from wpcdc.core.permalinks import TermFacts, ancestors, permalink_category, term_link
 from wpcdc.core.rows import Op, Row, RowChange, TableKind
 from wpcdc.core.site import AsItWas, BlogView
@@ -55,32 +58,41 @@ _FROM_TAXONOMY: Final = ("parent", "description")
 _TERM_COLUMNS: Final = ("term_id", "taxonomy", "description", "parent")
 
 
-def term_target(change: RowChange) -> PostKey | None:
-    """The term group of a ``terms`` or ``term_taxonomy`` row change, or None:
-    a count-only update (or an id that is no WordPress term's) makes no event."""
+def term_target(change: RowChange, mirror: Mirror) -> PostKey | None:
+    """The term group of a ``terms`` or ``term_taxonomy`` row change, the blog's
+    menus group for a navigation menu's (wpcdc.core.menu_events), or None: a
+    count-only update (or an id that is no WordPress term's) makes no event."""
     row = change.image
     term_id = int(row.get("term_id") or 0)
     if term_id < 1:
         return None
-    if change.table.kind is TableKind.TERM_TAXONOMY and change.op is Op.UPDATE:
-        before, after = change.before, change.after
-        assert before is not None and after is not None
-        if all(before.get(c) == after.get(c) for c in _TERM_COLUMNS):
-            return None  # a recount
-    return term_key(change.table.blog_id, term_id)
+    blog_id = change.table.blog_id
+    if change.table.kind is TableKind.TERM_TAXONOMY:
+        if change.op is Op.UPDATE:
+            before, after = change.before, change.after
+            assert before is not None and after is not None
+            if all(before.get(c) == after.get(c) for c in _TERM_COLUMNS):
+                return None  # a recount
+        if text(row.get("taxonomy")) == MENU_TAXONOMY:
+            return menus_key(blog_id)
+    elif term_id in mirror.blog(blog_id).menus:
+        # A menu's wp_terms row. A new menu's comes before its term_taxonomy row
+        # makes it known: that one folds as a term's, whose event derive drops.
+        return menus_key(blog_id)
+    return term_key(blog_id, term_id)
 
 
 def term_datas(group: Group, mirror: Mirror | None) -> list[tuple[str, EventData]]:
     """The event of a term's closed group, or none (see the module docstring)."""
     blog_id, term_id = group.blog_id, -group.post_id
     rows = group.rows or {}
-    names = rows.get((TableKind.TERMS, term_id))
+    names = rows.get((TableKind.TERMS, term_id, 0))
     # A term has one term_taxonomy row since WordPress 4.2 split shared terms; an
     # older site's shared term reports its first one in the group.
     tt_id, taxa = next(
         (
             (row_id, pair)
-            for (kind, row_id), pair in rows.items()
+            for (kind, row_id, _), pair in rows.items()
             if kind is TableKind.TERM_TAXONOMY
         ),
         (None, None),
@@ -111,6 +123,8 @@ def term_datas(group: Group, mirror: Mirror | None) -> list[tuple[str, EventData
     else:
         return []  # created and deleted within the group: nothing to report
     taxonomy = _taxonomy(taxa) or known["taxonomy"]
+    if taxonomy == MENU_TAXONOMY:
+        return []  # a new menu's wp_terms row: its menu_changed tells (see term_target)
     data = TermData(
         blog_id=blog_id,
         term_id=term_id,

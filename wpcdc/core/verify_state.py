@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from wpcdc.core import envelope as wire
 from wpcdc.core.decode import decode_meta
-from wpcdc.core.entity_payloads import AUTHOR_EVENT, TERM_EVENT_TYPES
+from wpcdc.core.entity_payloads import AUTHOR_EVENT, MENU_EVENT, TERM_EVENT_TYPES
 from wpcdc.core.events import (
     META_EVENT,
     POST_EVENT_TYPES,
@@ -29,11 +29,12 @@ from wpcdc.core.events import (
     TAXONOMY_EVENT,
     Post,
 )
+from wpcdc.core.menu_events import MENU_ITEM_TYPE
 from wpcdc.core.positions import Coordinate, Position
 
 PostKey = tuple[int, int]  # (blog_id, post_id)
 
-_NOT_POSTS: Final = frozenset({SITE_EVENT, *TERM_EVENT_TYPES, AUTHOR_EVENT})
+_NOT_POSTS: Final = frozenset({SITE_EVENT, *TERM_EVENT_TYPES, AUTHOR_EVENT, MENU_EVENT})
 
 POST_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(Post))
 # What the oversize policy's last step keeps of a post (see wpcdc.core.events._omit_all).
@@ -183,7 +184,7 @@ class TopicState:
     def add(self, event: Mapping[str, Any]) -> None:
         """Apply one decoded envelope."""
         if event.get("type") in _NOT_POSTS:
-            return  # about the blog's settings, a term, an author: nothing to compare
+            return  # about the blog's settings, a term, an author, a menu: nothing to compare
         try:
             kind = str(event["type"])
             seq = event["sequence"]
@@ -194,8 +195,8 @@ class TopicState:
         except (KeyError, TypeError, ValueError):
             self.unreadable += 1
             return
-        if not self._in_scope(target):
-            return
+        if not self._in_scope(target) or data.get("post_type") == MENU_ITEM_TYPE:
+            return  # out of scope; or a menu item's, from before menu_changed existed
         if self._cutoff is not None and seq >= self._cutoff:
             self.after_cutoff += 1
             return

@@ -159,6 +159,21 @@ def test_term_and_author_lines(kind: str, data: dict[str, Any], expected: str) -
     assert summary(envelope(kind, data, subject="term/3")) == expected
 
 
+def test_a_menu_line_names_the_menu_its_change_and_its_items() -> None:
+    items = [
+        {"id": 12, "op": "updated", "changed": ["title", "order"]},
+        {"id": 14, "op": "added", "changed": []},
+        {"id": 13, "op": "removed"},
+    ]
+    data = {"blog_id": 1, "term_id": 7, "name": "Top", "slug": "top", "items": items}
+    renamed = {**data, "menu_change": "renamed", "before": {"name": "Main"}}
+    line = render(envelope("menu_changed", renamed, subject="menu/7"), tz=PARIS)
+    assert line.endswith(
+        'menu/7          "Top" renamed (was "Main"); items ~12(title,order) +14 -13'
+    )
+    assert summary(envelope("menu_changed", {**data, "items": []})) == '"Top"'
+
+
 def test_omitted_fields_are_flagged() -> None:
     data = ids(post=post(content=None), changed=["content"], before={}, omitted=["post.content"])
     assert summary(envelope("post_updated", data)) == "content  [omitted: post.content]"

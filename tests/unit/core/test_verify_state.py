@@ -168,3 +168,13 @@ def test_term_and_author_events_are_no_post_and_not_unreadable() -> None:
     state.add_record(b"1:term/5", orjson.dumps(term))
     state.add_record(b"1:author/1", orjson.dumps(author))
     assert (state.posts, state.foreign, state.unreadable, state.events) == ({}, 0, 0, 0)
+
+
+def test_menu_events_and_old_menu_item_post_events_are_no_post() -> None:
+    state = TopicState()
+    menu = {"specversion": "1.0", "id": "a", "type": "menu_changed", "subject": "menu/7"}
+    menu |= {"sequence": "0000000001-0000000004-0000000000-000", "data": {"blog_id": 1}}
+    state.add_record(b"1:menu/7", orjson.dumps(menu))
+    # A menu item's post event from before menu_changed existed: not compared.
+    state.add(post_event("post_created", row(11, post_type="nav_menu_item"), 100))
+    assert (state.posts, state.foreign, state.unreadable, state.events) == ({}, 0, 0, 0)
