@@ -89,7 +89,20 @@ class GtidState:
         if len(parts) == 3:
             domain_text, server_text, seq_text = parts
             if domain_text.isdecimal() and server_text.isdecimal() and seq_text.isdecimal():
-                self._add_mariadb(int(domain_text), int(server_text), int(seq_text))
+                mariadb = self._mariadb
+                domain, latest = int(domain_text), (int(server_text), int(seq_text))
+                self._add_mariadb(domain, *latest)
+                if (
+                    len(mariadb) == 1
+                    and not self._mysql
+                    and mariadb[domain] == latest
+                    and _canonical(domain_text)
+                    and _canonical(server_text)
+                    and _canonical(seq_text)
+                ):
+                    # One domain, and this GTID is its latest: the set reads as the
+                    # GTID itself, no rendering needed.
+                    self._text = gtid
                 return
         match = _MARIADB_GTID.match(gtid)
         if match:
@@ -160,3 +173,8 @@ class GtidState:
         for uuid, intervals in sorted(self._mysql.items()):
             parts.append(uuid + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in intervals))
         return ",".join(parts)
+
+
+def _canonical(number: str) -> bool:
+    """Whether a decimal string is written as ``str(int(number))`` would (no leading zero)."""
+    return number[0] != "0" or len(number) == 1

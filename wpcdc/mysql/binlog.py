@@ -297,11 +297,17 @@ class BinlogSource:
     def _watch(self, finished: threading.Event) -> None:
         assert self._stall_timeout is not None
         interval = min(1.0, self._stall_timeout / 4)
+        # The fast reader counts packets; a packet came when the count moved
+        # (known to within ``interval``, a fraction of the stall timeout).
+        counted: tuple[DumpReader | None, int] = (None, 0)
+        counted_at = 0.0
         while not finished.wait(interval):
+            dump = self._dump
+            if dump is not None and (dump, dump.packets) != counted:
+                counted, counted_at = (dump, dump.packets), time.monotonic()
             if not self._fetching:
                 continue  # the consumer holds the stream; that is not a stall
-            dump = self._dump
-            last_packet = max(self._last_packet, dump.last_packet if dump is not None else 0.0)
+            last_packet = max(self._last_packet, counted_at)
             waiting = time.monotonic() - max(self._fetch_started, last_packet)
             connection = self._connection
             if waiting > self._stall_timeout and connection is not None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Iterator
-from time import monotonic
 from typing import Any
 
 from pymysql.err import OperationalError
@@ -108,6 +107,8 @@ _FDE_LENGTHS = 57
 # Bounds on per-connection caches: table ids change with DDL only, so these stay
 # tiny; the bound keeps a pathological stream (a table created per request) in check.
 _MAX_TABLES = 10_000
+# A TABLE_MAP body not met before (None means: not watched).
+_UNSEEN: Any = object()
 
 
 def start_dump(connection: Any, *, server_id: int, position: Position, heartbeat: float) -> bool:
@@ -192,11 +193,13 @@ class DumpReader:
         self._server_version = ""
         # table id -> layout (None: not watched); TABLE_MAP bytes -> layout.
         self._tables: dict[int, _Table | None] = {}
-        self._layouts: dict[bytes, _Table] = {}
+        # TABLE_MAP body -> its layout (None: a table wpcdc does not watch).
+        self._layouts: dict[bytes, _Table | None] = {}
         self._map_packets: dict[int, bytes] = {}
         self._library: LibraryRows | None = None
-        # time.monotonic() of the last packet read: the source's stall watchdog reads it.
-        self.last_packet = monotonic()
+        # Packets read so far: the source's stall watchdog notes when it last
+        # changed (a counter costs less per packet than reading the clock).
+        self.packets = 0
 
     def items(self) -> Iterator[SourceItem]:
         """The stream's source items; returns when the server ends the stream."""
@@ -226,7 +229,7 @@ class DumpReader:
                     if data[0] == 0xFE and len(data) < 9:
                         return  # EOF: the server ended the stream
                     continue
-            self.last_packet = monotonic()
+            self.packets += 1
             timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
             end = len(data) - tail
             if kind in _ROW_OPS:
@@ -325,28 +328,34 @@ class DumpReader:
         # Post-header: table id (6 bytes; 4 before MySQL 5.1.4), flags (2). Payload:
         # schema length, schema, NUL, table length, table, NUL, then the layout.
         table_id = int.from_bytes(data[_BODY : _BODY + (4 if post_header == 6 else 6)], "little")
-        at = _BODY + post_header
-        schema = data[at + 1 : at + 1 + data[at]]
-        at += 2 + data[at]
-        name = data[at + 1 : at + 1 + data[at]].decode("utf-8", "replace")
         tables = self._tables
         if len(tables) >= _MAX_TABLES:
             tables.clear()
             self._map_packets.clear()
-        ref = self._watched.ref(name) if schema == self._database else None
-        if ref is None:
-            tables[table_id] = None
-            return
+        # The same TABLE_MAP comes before every autocommitted row: the whole body
+        # (id, names, layout) decides what it means, so a repeat is one lookup.
         key = data[_BODY:end]
-        table = self._layouts.get(key)
-        if table is None:
-            table = self._layout(ref, name, data, end)
+        table = self._layouts.get(key, _UNSEEN)
+        if table is _UNSEEN:
+            table = self._meaning(data, end, post_header)
             if len(self._layouts) >= _MAX_TABLES:
                 self._layouts.clear()
             self._layouts[key] = table
         tables[table_id] = table
-        # Kept for mysql-replication, should a row event of this table need it.
-        self._map_packets[table_id] = data
+        if table is not None:
+            # Kept for mysql-replication, should a row event of this table need it.
+            self._map_packets[table_id] = data
+
+    def _meaning(self, data: bytes, end: int, post_header: int) -> _Table | None:
+        """The layout of a watched table's TABLE_MAP; None for another table."""
+        at = _BODY + post_header
+        schema = data[at + 1 : at + 1 + data[at]]
+        at += 2 + data[at]
+        name = data[at + 1 : at + 1 + data[at]].decode("utf-8", "replace")
+        ref = self._watched.ref(name) if schema == self._database else None
+        if ref is None:
+            return None
+        return self._layout(ref, name, data, end)
 
     def _layout(self, ref: TableRef, name: str, data: bytes, end: int) -> _Table:
         table_map = parse_table_map(

@@ -56,3 +56,18 @@ def test_tagged_or_garbled_sets_make_tracking_unknown() -> None:
     state = GtidState("0-1-1")
     state.add("not-a-gtid")
     assert state.value is None
+
+
+def test_a_single_domain_state_reads_as_its_latest_gtid_whatever_came_in() -> None:
+    state = GtidState("0-1-10")
+    state.add("0-1-11")
+    assert state.value == "0-1-11"
+    state.add("0-1-9")  # older: the state stays at 11
+    assert state.value == "0-1-11"
+    state.add("0-01-12")  # not written canonically: the rendered form
+    assert state.value == "0-1-12"
+    state.add("1-2-5")  # a second domain: both
+    assert state.value == "0-1-12,1-2-5"
+    fresh = GtidState("0-1-10")
+    fresh.add("0-1-3")  # never rendered before, and older
+    assert fresh.value == "0-1-10"
