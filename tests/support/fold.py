@@ -21,8 +21,10 @@ from tests.support.binlog_builder import (
     tt,
     update,
 )
+from wpcdc.core.acks import AckTracker
+from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.events import Event
-from wpcdc.core.fold import FoldConfig, Folder
+from wpcdc.core.fold import ClosedGroup, FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.rows import TransactionPart
 
@@ -38,6 +40,23 @@ def fold_all(folder: Folder, parts: Iterable[TransactionPart]) -> list[Event]:
     for closed in folder.close_all():
         events.extend(closed.events)
     return events
+
+
+def refold_after_ack(
+    closed: ClosedGroup, part: TransactionPart, mirror: Mirror
+) -> tuple[list[tuple[int, int]], list[Event]]:
+    """Acknowledge ``closed``, save the checkpoint before ``part`` (as if another
+    group still held it) and read it back: the keys of its covered markers, and the
+    events a folder resumed from it makes of ``part`` again."""
+    tracker = AckTracker()
+    tracker.ack(tracker.track(closed))
+    saved = Checkpoint.from_json(tracker.checkpoint(part.transaction.start, None).to_json())
+    resumed = Folder(
+        config=FoldConfig(),
+        mirror=mirror,
+        covered={(c.blog_id, c.post_id): c.through for c in saved.covered},
+    )
+    return [(c.blog_id, c.post_id) for c in saved.covered], fold_all(resumed, [part])
 
 
 def make_folder(mirror: Mirror | None = None, **config: object) -> Folder:

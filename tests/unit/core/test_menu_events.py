@@ -25,9 +25,7 @@ from tests.support.binlog_builder import (
     tt,
     update,
 )
-from tests.support.fold import fold_all
-from wpcdc.core.acks import AckTracker
-from wpcdc.core.checkpoint import Checkpoint
+from tests.support.fold import fold_all, refold_after_ack
 from wpcdc.core.entity_payloads import MenuData, MenuItem
 from wpcdc.core.events import Event, PostData, fit, to_envelope
 from wpcdc.core.fold import FoldConfig, Folder
@@ -334,16 +332,9 @@ def test_a_menus_group_is_acknowledged_covered_and_skipped_on_resume() -> None:
     (closed,) = folder.close_all()
     assert (closed.blog_id, closed.post_id) == (-1, 0)  # the menus key, no post's or blog's
     assert [e.key for e in closed.events] == [b"1:menu/7"]
-    tracker = AckTracker()
-    tracker.ack(tracker.track(closed))
-    saved = Checkpoint.from_json(tracker.checkpoint(part.transaction.start, None).to_json())
-    assert [(c.blog_id, c.post_id) for c in saved.covered] == [(-1, 0)]
-    resumed = Folder(
-        config=FoldConfig(),
-        mirror=site(),
-        covered={(c.blog_id, c.post_id): c.through for c in saved.covered},
-    )
-    assert fold_all(resumed, [part]) == []
+    covered, again = refold_after_ack(closed, part, site())
+    assert covered == [(-1, 0)]
+    assert again == []
 
 
 def test_a_menu_of_blog_two_is_keyed_and_named_per_blog() -> None:

@@ -19,9 +19,7 @@ from tests.support.binlog_builder import (
     term,
     update,
 )
-from tests.support.fold import fold_all
-from wpcdc.core.acks import AckTracker
-from wpcdc.core.checkpoint import Checkpoint
+from tests.support.fold import fold_all, refold_after_ack
 from wpcdc.core.entity_payloads import TermData
 from wpcdc.core.events import Event, PostData, to_envelope
 from wpcdc.core.fold import FoldConfig, Folder
@@ -250,18 +248,10 @@ def test_a_term_group_is_acknowledged_covered_and_skipped_on_resume() -> None:
     folder.feed(part)
     (closed,) = folder.close_all()
     assert (closed.blog_id, closed.post_id) == (1, -2)  # the term's key, no post's
-    tracker = AckTracker()
-    tracker.ack(tracker.track(closed))
     # Saved before the transaction (as if another group still held it): a marker.
-    checkpoint = tracker.checkpoint(part.transaction.start, None)
-    saved = Checkpoint.from_json(checkpoint.to_json())
-    assert [(c.blog_id, c.post_id) for c in saved.covered] == [(1, -2)]
-    resumed = Folder(
-        config=FoldConfig(),
-        mirror=site(),
-        covered={(c.blog_id, c.post_id): c.through for c in saved.covered},
-    )
-    assert fold_all(resumed, [part]) == []
+    covered, again = refold_after_ack(closed, part, site())
+    assert covered == [(1, -2)]
+    assert again == []
 
 
 def test_a_term_of_blog_two_is_keyed_and_named_per_blog() -> None:
