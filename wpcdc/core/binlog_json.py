@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from decimal import Decimal
 from typing import Any
+
+from wpcdc.core.binlog_values import for_packed_decimal
 
 _SMALL_OBJECT, _LARGE_OBJECT, _SMALL_ARRAY, _LARGE_ARRAY = 0x0, 0x1, 0x2, 0x3
 _LITERAL, _INT16, _UINT16, _INT32, _UINT32 = 0x4, 0x5, 0x6, 0x7, 0x8
@@ -136,45 +137,13 @@ def _opaque(data: bytes) -> Any:
     length, used = _variable_length(data[1:])
     value = data[1 + used : 1 + used + length]
     if kind in (_NEWDECIMAL, _DECIMAL):
-        return _decimal(value[2:], value[0], value[1])
+        # As util.bytes.parse_decimal_from_bytes, not the library's column reader.
+        return for_packed_decimal(value[0], value[1], json_reader=True)(value[2:])
     if kind in (_TIME, _TIME2):
         return _time(value)
     if kind in (_DATE, _DATETIME, _DATETIME2):
         return _datetime(value)
     return value.decode(errors="ignore")
-
-
-_DECIMAL_BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
-
-
-def _decimal(raw: bytes, precision: int, decimals: int) -> Decimal:
-    """The library's util.bytes.parse_decimal_from_bytes (which differs from its
-    column reader: the head groups are read unsigned)."""
-    whole_int, rest_int = divmod(precision - decimals, 9)
-    whole_frac, rest_frac = divmod(decimals, 9)
-    text = "-" if not raw[0] & 0x80 else ""
-    mask = -1 if text else 0
-    data = bytes([raw[0] ^ 0x80]) + raw[1:]
-
-    def compressed(rest: int, part: bytes) -> tuple[int, int]:
-        size = _DECIMAL_BYTES[rest]
-        if not size:
-            return 0, 0
-        return size, int.from_bytes(bytes((b ^ mask) & 0xFF for b in part[:size]), "big")
-
-    pointer, value = compressed(rest_int, data)
-    text += str(value)
-    for _ in range(whole_int):
-        text += f"{struct.unpack('>i', data[pointer : pointer + 4])[0] ^ mask:09}"
-        pointer += 4
-    text += "."
-    for _ in range(whole_frac):
-        text += f"{struct.unpack('>i', data[pointer : pointer + 4])[0] ^ mask:09}"
-        pointer += 4
-    size, value = compressed(rest_frac, data[pointer:])
-    if size:
-        text += f"{value:0{rest_frac}d}"
-    return Decimal(text)
 
 
 def _int64(data: bytes) -> int:

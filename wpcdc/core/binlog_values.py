@@ -3,12 +3,13 @@
 This module owns the conversions both paths of the row decoder
 (:mod:`wpcdc.core.binlog_rows`: generated code and interpreter) apply to the
 bytes of one column: temporal types (DATETIME2, TIMESTAMP2, TIME2 with their
-fractions, DATE, and the pre-5.6 DATETIME, TIME, TIMESTAMP), DECIMAL, ENUM, SET,
-BIT and text in its character set. Each reproduces the library's reading,
-including its quirks (the fraction read as a signed number, TIME2's arithmetic,
-BIT as a text of bits), and :mod:`wpcdc.mysql.library`'s patches: a date the
-calendar does not have as the server's text (the zero date stays None), MySQL's
-latin1 decoded as MySQL does, text whose bytes do not decode as ``bytes``.
+fractions, DATE, and the pre-5.6 DATETIME, TIME, TIMESTAMP), DECIMAL (a JSON
+document's too, for :mod:`wpcdc.core.binlog_json`), ENUM, SET, BIT and text in its
+character set. Each reproduces the library's reading, including its quirks (the
+fraction read as a signed number, TIME2's arithmetic, BIT as a text of bits), and
+:mod:`wpcdc.mysql.library`'s patches: a date the calendar does not have as the
+server's text (the zero date stays None), MySQL's latin1 decoded as MySQL does,
+text whose bytes do not decode as ``bytes``.
 Functions taking a column or ``fsp`` return the converter for that column.
 Pure: no I/O.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import struct
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -154,36 +156,58 @@ def decimal_size(column: ColumnInfo) -> int:
 
 
 def for_decimal(column: ColumnInfo) -> Callable[[bytes], Any]:
-    integral = column.precision - column.decimals
-    whole_int, rest_int = divmod(integral, 9)
-    whole_frac, rest_frac = divmod(column.decimals, 9)
+    return for_packed_decimal(column.precision, column.decimals)
+
+
+_GROUP = struct.Struct(">i")
+
+
+def for_packed_decimal(
+    precision: int, decimals: int, *, json_reader: bool = False
+) -> Callable[[bytes], Decimal]:
+    """MySQL's packed DECIMAL(precision, decimals), a column's or a JSON document's
+    (:mod:`wpcdc.core.binlog_json`), as the library reads it: the sign in the first
+    byte's high bit, every group a big-endian number xor'ed with the sign mask.
+
+    ``json_reader``: as its reader of JSON decimals (util.bytes.parse_decimal_from_bytes)
+    rather than its column reader: the partial groups (the integer part's first, the
+    fraction's last) read byte by byte, unsigned, and a "0" where the integer part has
+    no partial group. The two give the same values for all bytes a server writes.
+    """
+    whole_int, rest_int = divmod(precision - decimals, 9)
+    whole_frac, rest_frac = divmod(decimals, 9)
     head, tail = _DECIMAL_BYTES[rest_int], _DECIMAL_BYTES[rest_frac]
+    partial = _unsigned_group if json_reader else _signed_group
+    no_head = "0" if json_reader else ""
 
     def convert(raw: bytes) -> Decimal:
-        # The library's reading: the sign in the first byte's high bit, every
-        # group a signed big-endian number xor'ed with the sign mask.
         data = bytearray(raw)
         positive = data[0] & 0x80
         mask = 0 if positive else -1
         text = "" if positive else "-"
         data[0] ^= 0x80
-        pos = 0
-        if head:
-            text += str(int.from_bytes(data[:head], "big", signed=True) ^ mask)
-            pos = head
+        text += str(partial(data[:head], mask)) if head else no_head
+        pos = head
         for _ in range(whole_int):
-            text += f"{int.from_bytes(data[pos : pos + 4], 'big', signed=True) ^ mask:09d}"
+            text += f"{_GROUP.unpack(data[pos : pos + 4])[0] ^ mask:09d}"
             pos += 4
         text += "."
         for _ in range(whole_frac):
-            text += f"{int.from_bytes(data[pos : pos + 4], 'big', signed=True) ^ mask:09d}"
+            text += f"{_GROUP.unpack(data[pos : pos + 4])[0] ^ mask:09d}"
             pos += 4
         if tail:
-            value = int.from_bytes(data[pos : pos + tail], "big", signed=True) ^ mask
-            text += f"{value:0{rest_frac}d}"
+            text += f"{partial(data[pos : pos + tail], mask):0{rest_frac}d}"
         return Decimal(text)
 
     return convert
+
+
+def _signed_group(part: bytearray, mask: int) -> int:
+    return int.from_bytes(part, "big", signed=True) ^ mask
+
+
+def _unsigned_group(part: bytearray, mask: int) -> int:
+    return int.from_bytes(bytes((b ^ mask) & 0xFF for b in part), "big")
 
 
 def for_enum(column: ColumnInfo) -> Callable[[bytes], Any]:

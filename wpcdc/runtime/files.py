@@ -11,32 +11,40 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 from wpcdc.core.checkpoint import Checkpoint
 from wpcdc.core.errors import CheckpointError
 
-T = TypeVar("T")
+
+class JsonDocument(Protocol):
+    """What a :class:`JsonFile` holds: a type that reads and writes itself as JSON."""
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Self: ...
+
+    def to_json(self) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class JsonFile(Generic[T]):
-    """One JSON document in ``path``, parsed by ``parse`` and written by ``dump``.
+D = TypeVar("D", bound=JsonDocument)
 
-    ``what`` names the document in errors ("checkpoint", "snapshot state");
-    ``when_damaged`` tells the operator what to do with a file that does not parse.
+
+class JsonFile(Generic[D]):
+    """One JSON document in ``path``, read by ``document_type.from_json`` and written
+    by its ``to_json``. A subclass names three class attributes: ``document_type``;
+    ``what``, the document in errors ("checkpoint", "snapshot state");
+    ``when_damaged``, what the operator does with a file that does not parse.
     """
 
-    path: Path
+    document_type: type[D]
     what: str
-    parse: Callable[[bytes], T]
-    dump: Callable[[T], bytes]
     when_damaged: str
 
-    def load(self) -> T | None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> D | None:
         """The document, or None when the file does not exist yet."""
         try:
             raw = self.path.read_bytes()
@@ -47,16 +55,16 @@ class JsonFile(Generic[T]):
         except OSError as exc:
             raise CheckpointError(f"cannot read {self.what} {self.path}: {exc.strerror}") from None
         try:
-            return self.parse(raw)
+            return self.document_type.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             # Never guess: starting elsewhere would skip or repeat changes.
             raise CheckpointError(
                 f"{self.what} {self.path} is damaged ({exc}). {self.when_damaged}"
             ) from None
 
-    def save(self, document: T) -> None:
+    def save(self, document: D) -> None:
         try:
-            write_atomically(self.path, self.dump(document))
+            write_atomically(self.path, document.to_json())
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write {self.what} {self.path}: {exc.strerror}. "
@@ -67,15 +75,12 @@ class JsonFile(Generic[T]):
 class FileCheckpointStore(JsonFile[Checkpoint]):
     """The default checkpoint store: one JSON file (``checkpoint.path``)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(
-            path,
-            what="checkpoint",
-            parse=Checkpoint.from_json,
-            dump=Checkpoint.to_json,
-            when_damaged="Restore it from a backup, or move it away and run "
-            "`wpcdc snapshot` to start over from a fresh load.",
-        )
+    document_type = Checkpoint
+    what = "checkpoint"
+    when_damaged = (
+        "Restore it from a backup, or move it away and run "
+        "`wpcdc snapshot` to start over from a fresh load."
+    )
 
 
 def write_atomically(path: Path, data: bytes) -> None:

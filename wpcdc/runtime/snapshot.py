@@ -62,17 +62,12 @@ def state_path(checkpoint_path: Path) -> Path:
     return checkpoint_path.with_name(checkpoint_path.name + ".snapshot")
 
 
-class SnapshotStateFile(JsonFile["SnapshotState"]):
+class SnapshotStateFile(JsonFile[SnapshotState]):
     """The state of a full snapshot as a JSON file, written atomically."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(
-            path,
-            what="snapshot state",
-            parse=SnapshotState.from_json,
-            dump=SnapshotState.to_json,
-            when_damaged="Move it away and run `wpcdc snapshot --force` to load every post again.",
-        )
+    document_type = SnapshotState
+    what = "snapshot state"
+    when_damaged = "Move it away and run `wpcdc snapshot --force` to load every post again."
 
 
 def refuse_unfinished(checkpoint_path: Path) -> None:
