@@ -22,6 +22,7 @@ from aiokafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
 from wpcdc.config.settings import KafkaSettings
 from wpcdc.config.tls import client_context
 from wpcdc.core.errors import ConfigError
+from wpcdc.kafka.codecs import use_compression_level
 
 # aiokafka refuses a record above max_request_size on its own (a
 # MessageSizeTooLargeError raised from send()). The sink's own check against
@@ -116,6 +117,7 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     Raises ConfigError when the codec's library is missing (:func:`check_compression`).
     """
     check_compression(settings)
+    use_compression_level(settings.compression, settings.compression_level)
     compression = None if settings.compression == "none" else settings.compression
     return {
         **client_options(settings),
