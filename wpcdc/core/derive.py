@@ -21,6 +21,7 @@ database's state whatever the two groupings were. Pure: no I/O.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final
 
 from wpcdc.core.author_events import author_datas
@@ -302,4 +303,4 @@ def _integer(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-_COMPARED_FIELDS = tuple(name for name in Post.__slots__ if name != "id")
+_COMPARED_FIELDS = tuple(f.name for f in fields(Post) if f.name != "id")

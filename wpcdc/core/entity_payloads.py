@@ -21,7 +21,7 @@ AUTHOR_EVENT: Final = "author_updated"
 MENU_EVENT: Final = "menu_changed"
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class TermLinks:
     """``term``: ``get_term_link()`` now (null when deleted); ``previous``: the
     link before the change, when it differs (slug or parent changed, or deleted)."""
@@ -30,7 +30,7 @@ class TermLinks:
     previous: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class TermData:
     """A term as it is after the change (before it, for ``term_deleted``).
     ``changed`` names the fields that differ among name, slug, parent and
@@ -56,7 +56,7 @@ class TermData:
     omitted: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class AuthorLinks:
     """``author``: ``get_author_posts_url()`` on the main site now; ``previous``:
     before the change, when it differs (the nicename changed)."""
@@ -65,7 +65,7 @@ class AuthorLinks:
     previous: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class AuthorData:
     """A user's public names changed (``{prefix}users``, the network's). ``changed``
     names them among nicename and display_name, ``before``/``after`` their values."""
@@ -81,7 +81,7 @@ class AuthorData:
     omitted: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class MenuItem:
     """A navigation menu item (a ``nav_menu_item`` post and its ``_menu_item_*``
     meta) that a change added to a menu, updated in it or removed from it. Its
@@ -116,7 +116,7 @@ class MenuItem:
     before: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass  # no __slots__: see wpcdc.core.events
 class MenuData:
     """A navigation menu (a ``nav_menu`` term) changed: one event per menu per
     save. ``name`` and ``slug`` are the menu's after the change (before it, when
