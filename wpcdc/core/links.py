@@ -175,14 +175,26 @@ def _refs(terms: Iterable[TermRef]) -> list[tuple[str, int]]:
 
 
 def _term_links(view: BlogView, terms: Iterable[tuple[str, int]]) -> list[TermLink]:
+    # Each term's link is computed once per state of the blog's terms and URL
+    # options (BlogView.term_links): a bulk job names the same few terms per post.
+    cache = view.term_links
     links = []
-    for taxonomy, term_id in sorted(set(terms), key=lambda t: t[1]):
-        if taxonomy in PRIVATE_TAXONOMIES:
-            continue
-        term = view.term(term_id)
-        if term is None:
-            continue
-        links.append(
-            TermLink(taxonomy, term_id, term.slug, term_link(taxonomy, term_id, term.slug, view))
-        )
+    for key in sorted(set(terms), key=lambda t: t[1]):
+        link = cache.get(key, _UNKNOWN)
+        if link is _UNKNOWN:
+            link = cache[key] = _term_link(view, *key)
+        if link is not None:
+            links.append(link)
     return links
+
+
+_UNKNOWN: Final = TermLink("", 0, "", "")
+
+
+def _term_link(view: BlogView, taxonomy: str, term_id: int) -> TermLink | None:
+    if taxonomy in PRIVATE_TAXONOMIES:
+        return None
+    term = view.term(term_id)
+    if term is None:
+        return None
+    return TermLink(taxonomy, term_id, term.slug, term_link(taxonomy, term_id, term.slug, view))

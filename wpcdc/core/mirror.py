@@ -74,6 +74,7 @@ class Mirror:
             posts[int(post_id)] = PostInfo(_s(post_type), _s(status), int(parent or 0))
 
     def load_taxonomies(self, blog_id: int, rows: Iterable[tuple[int, str, int]]) -> None:
+        self.site.forget_term_links(blog_id)
         blog = self.blog(blog_id)
         taxonomies = blog.taxonomies
         for tt_id, taxonomy, term_id in rows:
@@ -82,6 +83,7 @@ class Mirror:
                 blog.menus.add(info.term_id)
 
     def load_terms(self, blog_id: int, rows: Iterable[tuple[int, str, str]]) -> None:
+        self.site.forget_term_links(blog_id)
         terms = self.blog(blog_id).terms
         for term_id, slug, name in rows:
             terms[int(term_id)] = TermName(_s(slug), _s(name))
@@ -121,6 +123,7 @@ class Mirror:
         elif kind is TableKind.TERMS:
             if change.op is Op.DELETE:
                 return  # kept, as above
+            self.site.forget_term_links(change.table.blog_id)
             blog.terms[int(row["term_id"])] = TermName(_s(row.get("slug")), _s(row.get("name")))
 
     def post(self, blog_id: int, post_id: int) -> PostInfo | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from wpcdc.core.events import TermLink
 from wpcdc.core.permalinks import LinkRules, PostFacts, TermFacts
 from wpcdc.core.rows import Op, RowChange, TableKind
 
@@ -47,6 +48,11 @@ class BlogSite:
     term_parents: dict[int, int] = field(default_factory=dict)
     # post id -> the term_taxonomy ids it has.
     post_terms: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # (taxonomy, term_id) -> its TermLink (or None: no such term), as wpcdc.core.links
+    # computed it: most events name the same few terms again. A term's link depends
+    # on its slug, its ancestors' slugs and the URL options, so any change to a
+    # term, a term_taxonomy row or an option of the blog forgets them all.
+    term_links: dict[tuple[str, int], TermLink | None] = field(default_factory=dict)
 
 
 class SiteState:
@@ -68,6 +74,7 @@ class SiteState:
     # --- loading --------------------------------------------------------------------
 
     def load_options(self, blog_id: int, rows: Iterable[tuple[object, object]]) -> None:
+        self.blog(blog_id).term_links.clear()
         options = self.blog(blog_id).options
         for name, value in rows:
             options[as_text(name)] = as_text(value)
@@ -78,6 +85,7 @@ class SiteState:
             posts[int(post_id)] = PostSlug(as_text(name), as_date(date), int(author or 0))
 
     def load_term_parents(self, blog_id: int, rows: Iterable[tuple[int, int]]) -> None:
+        self.blog(blog_id).term_links.clear()
         parents = self.blog(blog_id).term_parents
         for term_id, parent in rows:
             if parent:
@@ -97,6 +105,10 @@ class SiteState:
             self.users[int(user_id)] = User(as_text(nicename), as_text(display_name))
 
     # --- keeping current from the stream ------------------------------------------------
+
+    def forget_term_links(self, blog_id: int) -> None:
+        """A term, its taxonomy row or a URL option changed: links computed before may differ."""
+        self.blog(blog_id).term_links.clear()
 
     def apply(self, change: RowChange) -> None:
         kind = change.table.kind
@@ -132,6 +144,7 @@ class SiteState:
         elif kind is TableKind.TERM_TAXONOMY:
             if delete:
                 return  # kept, as the mirror keeps the term
+            self.forget_term_links(change.table.blog_id)
             parents = self.blog(change.table.blog_id).term_parents
             term_id, parent = int(row["term_id"]), int(row.get("parent") or 0)
             if parent:
@@ -139,6 +152,7 @@ class SiteState:
             else:
                 parents.pop(term_id, None)
         elif kind is TableKind.OPTIONS:
+            self.forget_term_links(change.table.blog_id)
             options = self.blog(change.table.blog_id).options
             name = as_text(row.get("option_name"))
             if delete:
@@ -170,6 +184,11 @@ class BlogView:
 
     def option(self, name: str) -> str:
         return self._site.options.get(name, "")
+
+    @property
+    def term_links(self) -> dict[tuple[str, int], TermLink | None]:
+        """The blog's term links computed so far (see BlogSite.term_links)."""
+        return self._site.term_links
 
     def post(self, post_id: int) -> PostFacts | None:
         info = self._mirror.posts.get(post_id)

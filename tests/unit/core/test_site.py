@@ -128,6 +128,42 @@ def test_a_renamed_post_carries_its_previous_permalink_and_stable_cache_tags() -
     )
 
 
+def test_term_links_follow_a_renamed_term_a_new_parent_and_new_permalink_settings() -> None:
+    # Links of terms are remembered per blog (BlogView.term_links): each change a
+    # link depends on must be seen by the next event that names the term.
+    mirror = Mirror()
+    mirror.site.load_options(
+        1, [("home", "http://a.test"), ("permalink_structure", "/%postname%/")]
+    )
+    mirror.load_taxonomies(1, [(20, "category", 2), (30, "category", 3)])
+    mirror.load_terms(1, [(2, "news", "News"), (3, "world", "World")])
+    log = Binlog()
+    row = post_row(7, status="publish")
+    folder = Folder(config=FoldConfig(), mirror=mirror)
+
+    def category_links_after(*changes: tuple) -> list[str]:  # type: ignore[type-arg]
+        # ... and an edit of the post, so that it has an event with links.
+        nonlocal row
+        edited = {**row, "post_title": f"{row['post_title']}+"}
+        edit = insert(POSTS, edited) if log.gtid_seq == 0 else update(POSTS, row, edited)
+        row = edited
+        events = fold_all(folder, [log.txn(*changes, edit, after_seconds=5)])
+        data = next(e.data for e in events if isinstance(e.data, PostData))
+        assert data.links is not None
+        return [t.link for t in data.links.terms]
+
+    assert category_links_after(insert(RELS, rel(7, 20))) == ["http://a.test/category/news/"]
+    assert category_links_after(update(TERMS, term_row(2, "news"), term_row(2, "headlines"))) == [
+        "http://a.test/category/headlines/"
+    ]
+    assert category_links_after(
+        update(TAXONOMY, tt(20, 2, "category"), {**tt(20, 2, "category"), "parent": 3})
+    ) == ["http://a.test/category/world/headlines/"]
+    assert category_links_after(
+        update(OPTIONS.kind, option("category_base", ""), option("category_base", "topics"))
+    ) == ["http://a.test/topics/world/headlines/"]
+
+
 def test_a_permalink_settings_save_is_one_site_event() -> None:
     mirror = Mirror()
     mirror.site.load_options(1, [("home", "http://a.test"), ("permalink_structure", "")])
