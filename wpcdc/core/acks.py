@@ -35,7 +35,11 @@ MAX_MARKERS = 10_000
 
 @dataclass(slots=True)
 class _InFlight:
-    group: ClosedGroup
+    # What the tracker needs of a sent group, not the group: its events stay out
+    # of memory once they are in the sink's batches.
+    key: PostKey
+    last: Coordinate
+    first_timestamp: int
     first: Coordinate
     pending: int
 
@@ -73,7 +77,13 @@ class AckTracker:
         if group.events:
             # A group without a first row change (a re-snapshot) covers none of its transaction.
             first = group.first or Coordinate.of(group.origin, 0)
-            self._in_flight[group_id] = _InFlight(group, first, len(group.events))
+            self._in_flight[group_id] = _InFlight(
+                (group.blog_id, group.post_id),
+                group.last,
+                group.first_timestamp,
+                first,
+                len(group.events),
+            )
             heapq.heappush(self._origins, (group.origin.key(), group_id, group.origin))
             heapq.heappush(
                 self._firsts, ((first.file_index, first.pos, first.row), group_id, first)
@@ -88,10 +98,9 @@ class AckTracker:
         entry.pending -= 1
         if entry.pending == 0:
             del self._in_flight[group_id]
-            key = (entry.group.blog_id, entry.group.post_id)
-            known = self._through.get(key)
-            if known is None or known < entry.group.last:
-                self._through[key] = entry.group.last
+            known = self._through.get(entry.key)
+            if known is None or known < entry.last:
+                self._through[entry.key] = entry.last
 
     def oldest_unacknowledged(self) -> Position | None:
         """The start of the oldest transaction an unacknowledged event comes from."""
@@ -103,7 +112,7 @@ class AckTracker:
         """The commit time of the first row change of the oldest unacknowledged group."""
         if self.oldest_unacknowledged() is None:
             return None
-        return self._in_flight[self._origins[0][1]].group.first_timestamp
+        return self._in_flight[self._origins[0][1]].first_timestamp
 
     def _oldest_first(self) -> Coordinate | None:
         while self._firsts and self._firsts[0][1] not in self._in_flight:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.errors import DeliveryFailed, ProducerFenced, TopicLost
-from wpcdc.core.events import Event, MetaData
+from wpcdc.core.events import MetaData
 from wpcdc.core.fold import ClosedGroup
 from wpcdc.core.records import Headers, encode
 from wpcdc.runtime.metrics import Metrics
@@ -56,8 +56,10 @@ class Sender:
         self._metrics = metrics
         self._failure: DeliveryFailed | TopicLost | ProducerFenced | None = None
         self._failed = asyncio.Event()
-        # Per delivery future (one per batch): the (group, event) pairs it carries.
-        self._carried: dict[asyncio.Future[None], list[tuple[int, Event]]] = {}
+        # Per delivery future (one per batch): the first event's id (for messages) and
+        # the (group, event type) pairs it carries; not the events, whose values are
+        # in the batch already and would stay in memory until the acknowledgement.
+        self._carried: dict[asyncio.Future[None], tuple[str, list[tuple[int, str]]]] = {}
 
     async def send(self, group: ClosedGroup) -> None:
         """Send every event of ``group``; returns once they are in the sink's buffer."""
@@ -79,29 +81,28 @@ class Sender:
             future = await self._sink.send(record.key, record.value, record.headers)
             carried = self._carried.get(future)
             if carried is None:
-                carried = self._carried[future] = []
+                carried = self._carried[future] = (event.id, [])
                 future.add_done_callback(self._on_delivery)
-            carried.append((group_id, event))
+            carried[1].append((group_id, event.type))
 
     def _on_delivery(self, future: asyncio.Future[None]) -> None:
-        carried = self._carried.pop(future, [])
+        first, carried = self._carried.pop(future, ("", []))
         if not carried:
             return
-        first = carried[0][1]
         if future.cancelled():
-            self._fail(DeliveryFailed(f"delivery of {first.id} was cancelled"))
+            self._fail(DeliveryFailed(f"delivery of {first} was cancelled"))
             return
         error = future.exception()
         if isinstance(error, TopicLost | ProducerFenced):
             self._fail(error)  # no rebuild cures it: raised as it is
             return
         if error is not None:
-            self._fail(DeliveryFailed(f"the broker did not acknowledge event {first.id}: {error}"))
+            self._fail(DeliveryFailed(f"the broker did not acknowledge event {first}: {error}"))
             return
         acked: Counter[str] = Counter()
-        for group_id, event in carried:
+        for group_id, event_type in carried:
             self._tracker.ack(group_id)
-            acked[event.type] += 1
+            acked[event_type] += 1
         for event_type, count in acked.items():
             self._metrics.events.labels(event_type).inc(count)
 
