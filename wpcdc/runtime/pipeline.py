@@ -228,7 +228,11 @@ class Pipeline:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
                 await sender.send(group)
-            if resnapshots is not None and isinstance(item, TransactionPart) and item.changes:
+            if (
+                resnapshots is not None
+                and isinstance(item, TransactionPart)
+                and resnapshots.concerns(item)
+            ):
                 await resnapshots.observe(item)
         if transactions:
             metrics.transactions.inc(transactions)
