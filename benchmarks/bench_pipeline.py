@@ -334,12 +334,30 @@ def measure_here(variant: str, job: Job, profile: bool) -> Result:
 
 
 def measure(variant: str, job: Job, *, profile: bool = False) -> Result:
-    """Run one measurement in a fresh process; its stderr (warnings) passes through."""
+    """Run one measurement in a fresh process; its stderr (warnings) passes through.
+
+    With ``BENCH_PY_SPY=DIR`` in the environment, the process runs under py-spy
+    (``pip install py-spy``): every thread sampled at 1 kHz without pausing it,
+    stacks written as ``DIR/{variant}-{n}.txt`` in py-spy's raw (collapsed) format.
+    This is how the hot spots recorded in benchmarks/README.md were found;
+    cProfile (``--profile``) sees only the main thread and inflates call-heavy code.
+    """
     command = [sys.executable, __file__, "--variant", variant, "--job", job.to_json()]
     if profile:
         command += ["--profile", variant]
+    spy = os.environ.get("BENCH_PY_SPY")
+    if spy:
+        Path(spy).mkdir(parents=True, exist_ok=True)
+        stacks = Path(spy) / f"{variant}-{len(list(Path(spy).glob(f'{variant}-*.txt')))}.txt"
+        command = [
+            *("py-spy", "record", "--nonblocking", "--threads", "--rate", "1000"),
+            *("--format", "raw", "--output", str(stacks), "--"),
+            *command,
+        ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return Result(**json.loads(done.stdout.splitlines()[-1]))
+    # The result is the last JSON line (py-spy prints its own lines too).
+    line = [text for text in done.stdout.splitlines() if text.startswith("{")][-1]
+    return Result(**json.loads(line))
 
 
 def close_fold_window(server: MariaDBServer) -> None:
