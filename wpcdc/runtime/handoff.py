@@ -8,9 +8,11 @@ instead of buffering (promise "bounded memory", docs/ARCHITECTURE.md).
 The hand-over costs what it should: the loop wakes once per batch, not per
 item (bench_pipeline, 500 posts: 425 batches for 9,167 items; a synthetic
 reader/loop pair: 3-5 µs of CPU per item when batches are large, up to ~20 µs
-when a fast loop takes a few items per wake-up). The loop's own work (fold,
-encoding, producing) costs ~40 µs of CPU per row change, so moving the read
-onto the loop thread would save little while the binlog read blocks (issue 8).
+when a fast loop takes a few items per wake-up). The two threads still take
+turns on the interpreter lock, and each takes it back after every socket call
+(the reader's reads, the producer's sends), which py-spy shows as a real share
+of both threads during a bulk job (benchmarks/README.md, session 6): the read on
+the loop thread (sans-IO) is the next step for throughput (issue 8).
 """
 
 from __future__ import annotations
