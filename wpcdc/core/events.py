@@ -3,9 +3,10 @@
 Payloads are dataclasses: orjson serializes them natively (fast on the hot
 path) and pydantic derives the JSON Schemas in ``schemas/`` from the same
 classes (see wpcdc/commands/schemas.py), so code and schema files cannot
-silently differ. They have no ``__slots__`` on purpose: orjson reads a dataclass's instance ``__dict__`` in one pass but a
-slotted one field by field, ~4x slower (orjson 3.13: 0.23 vs 0.85 µs for four
-fields; a post event's value took 8 µs of the pipeline's time, now ~2).
+silently differ. They have no ``__slots__`` on purpose: orjson reads a
+dataclass's instance ``__dict__`` in one pass but a slotted one field by field,
+~4x slower (orjson 3.13: 0.23 vs 0.85 µs for four fields; a post event's value
+took 8 µs of the pipeline's time, now ~2).
 
 Every post row change yields exactly one *post event* (created, updated, one of
 the status transitions, or deleted); meta and term changes yield
