@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -347,10 +348,17 @@ def measure(variant: str, job: Job, *, profile: bool = False) -> Result:
         command += ["--profile", variant]
     spy = os.environ.get("BENCH_PY_SPY")
     if spy:
+        # Next to this interpreter (.venv/bin) first, then on PATH.
+        search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        py_spy = shutil.which("py-spy", path=search)
+        if py_spy is None:
+            raise SystemExit(
+                "BENCH_PY_SPY is set but py-spy is missing: .venv/bin/pip install py-spy"
+            )
         Path(spy).mkdir(parents=True, exist_ok=True)
         stacks = Path(spy) / f"{variant}-{len(list(Path(spy).glob(f'{variant}-*.txt')))}.txt"
         command = [
-            *("py-spy", "record", "--nonblocking", "--threads", "--rate", "1000"),
+            *(py_spy, "record", "--nonblocking", "--threads", "--rate", "1000"),
             *("--format", "raw", "--output", str(stacks), "--"),
             *command,
         ]
