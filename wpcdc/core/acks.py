@@ -58,7 +58,8 @@ class AckTracker:
         self._origins: list[tuple[tuple[int, int], int, Position]] = []
         # (first row change as a plain tuple, group id, first row change), cleaned the
         # same way; tuples compare in C, a Coordinate through its generated __lt__.
-        self._firsts: list[tuple[tuple[int, int, int], int, Coordinate]] = []
+        # A Coordinate orders as its (file, pos, row): it is its own heap key.
+        self._firsts: list[tuple[Coordinate, int]] = []
         self._through: dict[PostKey, Coordinate] = {
             (c.blog_id, c.post_id): c.through for c in covered
         }
@@ -85,9 +86,7 @@ class AckTracker:
                 len(group.events),
             )
             heapq.heappush(self._origins, (group.origin.key(), group_id, group.origin))
-            heapq.heappush(
-                self._firsts, ((first.file_index, first.pos, first.row), group_id, first)
-            )
+            heapq.heappush(self._firsts, (first, group_id))
         return group_id
 
     def ack(self, group_id: int) -> None:
@@ -117,7 +116,7 @@ class AckTracker:
     def _oldest_first(self) -> Coordinate | None:
         while self._firsts and self._firsts[0][1] not in self._in_flight:
             heapq.heappop(self._firsts)
-        return self._firsts[0][2] if self._firsts else None
+        return self._firsts[0][0] if self._firsts else None
 
     def checkpoint(
         self,

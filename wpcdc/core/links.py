@@ -180,15 +180,12 @@ def _term_links(view: BlogView, terms: Iterable[tuple[str, int]]) -> list[TermLi
     cache = view.term_links
     links = []
     for key in sorted(set(terms), key=lambda t: t[1]):
-        link = cache.get(key, _UNKNOWN)
-        if link is _UNKNOWN:
-            link = cache[key] = _term_link(view, *key)
+        if key not in cache:
+            cache[key] = _term_link(view, *key)
+        link = cache[key]
         if link is not None:
             links.append(link)
     return links
-
-
-_UNKNOWN: Final = TermLink("", 0, "", "")
 
 
 def _term_link(view: BlogView, taxonomy: str, term_id: int) -> TermLink | None:

@@ -74,7 +74,7 @@ class SiteState:
     # --- loading --------------------------------------------------------------------
 
     def load_options(self, blog_id: int, rows: Iterable[tuple[object, object]]) -> None:
-        self.blog(blog_id).term_links.clear()
+        self.forget_term_links(blog_id)
         options = self.blog(blog_id).options
         for name, value in rows:
             options[as_text(name)] = as_text(value)
@@ -85,7 +85,7 @@ class SiteState:
             posts[int(post_id)] = PostSlug(as_text(name), as_date(date), int(author or 0))
 
     def load_term_parents(self, blog_id: int, rows: Iterable[tuple[int, int]]) -> None:
-        self.blog(blog_id).term_links.clear()
+        self.forget_term_links(blog_id)
         parents = self.blog(blog_id).term_parents
         for term_id, parent in rows:
             if parent:
