@@ -165,13 +165,16 @@ class Result:
     rss_peak_mib: float
     # wpcdc only: the largest checkpoint file it wrote.
     checkpoint_max_bytes: int | None = None
+    # CPU time of the process (all threads, user + system) over ``seconds``: below
+    # ``seconds`` when the process waited (for the server, the broker or a thread).
+    cpu_seconds: float | None = None
 
 
 # --- the variants (each runs in a process of its own) ----------------------------
 
 
 def run_baseline(job: Job, rss_start: float) -> Result:
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     reader = BinLogStreamReader(
         connection_settings={
             "host": job.mysql.host,
@@ -207,8 +210,8 @@ def run_baseline(job: Job, rss_start: float) -> Result:
     finally:
         reader.close()
     del touched
-    seconds = time.perf_counter() - began
-    return Result(seconds, transactions, rows, None, rss_start, peak_rss_mib())
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return Result(seconds, transactions, rows, None, rss_start, peak_rss_mib(), cpu_seconds=cpu)
 
 
 def run_source(job: Job, rss_start: float, *, fold: bool) -> Result:
@@ -221,7 +224,7 @@ def run_source(job: Job, rss_start: float, *, fold: bool) -> Result:
         mysql=job.mysql, start=job.start, heartbeat=float(fold_settings.window_seconds + 1)
     )
     transactions = rows = events = 0
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for item in source.items():
         if isinstance(item, Idle):
             if folder is not None:
@@ -236,8 +239,16 @@ def run_source(job: Job, rss_start: float, *, fold: bool) -> Result:
                 break
     if folder is not None:
         events += sum(len(group.events) for group in folder.close_all())
-    seconds = time.perf_counter() - began
-    return Result(seconds, transactions, rows, events if fold else None, rss_start, peak_rss_mib())
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return Result(
+        seconds,
+        transactions,
+        rows,
+        events if fold else None,
+        rss_start,
+        peak_rss_mib(),
+        cpu_seconds=cpu,
+    )
 
 
 def run_wpcdc(job: Job, rss_start: float) -> Result:
@@ -258,13 +269,13 @@ async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
         settings, checkpoint=checkpoint, store=store, metrics=Metrics(registry)
     ) as pipeline:
         stop = asyncio.Event()
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         watcher = asyncio.ensure_future(_stop_at(job.end, pipeline.folder, pipeline.tracker, stop))
         try:
             await pipeline.run(stop)
         finally:
             watcher.cancel()
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     saved = store.load()
     if saved is None or saved.position.key() != job.end.key():
         raise RuntimeError(f"the pipeline stopped with checkpoint {saved}, not at {job.end}")
@@ -276,6 +287,7 @@ async def _stream(settings: Settings, job: Job, rss_start: float) -> Result:
         rss_start,
         peak_rss_mib(),
         store.largest,
+        cpu,
     )
 
 

@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -115,6 +116,8 @@ class Measurement:
     rows: int | None = None
     # wpcdc only: events acknowledged.
     events: int | None = None
+    # The process's CPU time (all threads, user + system).
+    cpu_seconds: float | None = None
 
 
 # --- mysqlbinlog -------------------------------------------------------------------
@@ -162,13 +165,17 @@ def mysqlbinlog_command(mysql: MysqlSettings, start: Position, end: Position) ->
 def run_mysqlbinlog(command: list[str]) -> Measurement:
     """One timed run, its peak RSS sampled from /proc while it runs."""
     began = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with PeakSampler(process.pid) as sampler:
         _, stderr = process.communicate()
     seconds = time.perf_counter() - began
+    # The children waited for since: mysqlbinlog alone.
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = done.ru_utime + done.ru_stime - children.ru_utime - children.ru_stime
     if process.returncode != 0:
         raise RuntimeError(f"mysqlbinlog failed: {stderr.decode(errors='replace')[-500:]}")
-    return Measurement(seconds, sampler.peak_mib)
+    return Measurement(seconds, sampler.peak_mib, cpu_seconds=cpu)
 
 
 def mysqlbinlog_rows(command: list[str]) -> int:
@@ -244,11 +251,13 @@ def measure_shape(
                 counted[contestant] = raw.rows
                 if contestant == "library" or transactions is None:  # the loop counts XIDs
                     transactions = raw.transactions
-                result = Measurement(raw.seconds, raw.rss_peak_mib, raw.rows, raw.events)
+                result = Measurement(
+                    raw.seconds, raw.rss_peak_mib, raw.rows, raw.events, raw.cpu_seconds
+                )
             runs[contestant].append(result)
             print(
                 f"  round {round_number + 1} {contestant:11} {result.seconds:7.2f}s "
-                f"peak {result.rss_peak_mib:6.1f} MiB",
+                f"(CPU {_cpu(result.cpu_seconds)}) peak {result.rss_peak_mib:6.1f} MiB",
                 flush=True,
             )
     rows = counted.get("library") or printed or counted.get("wpcdc") or 0
@@ -271,12 +280,15 @@ def report_shape(result: ShapeResult) -> None:
         f"(mysqlbinlog printed {_count(result.mysqlbinlog_rows)}; "
         f"wpcdc, watched tables: {_count(result.wpcdc_rows)})\n"
     )
-    print("| contestant | median s | row changes/s | peak RSS MiB | wpcdc vs it |")
-    print("|---|---|---|---|---|")
+    print("| contestant | median s | CPU s | row changes/s | peak RSS MiB | wpcdc vs it |")
+    print("|---|---|---|---|---|---|")
     for contestant, runs in result.runs.items():
         ratio = result.ratio("wpcdc", contestant)
+        cpus = [m.cpu_seconds for m in runs if m.cpu_seconds is not None]
+        cpu = _cpu(statistics.median(cpus) if cpus else None)
         print(
-            f"| {contestant} | {result.median(contestant):.2f} | {result.rate(contestant):,.0f} "
+            f"| {contestant} | {result.median(contestant):.2f} | {cpu} "
+            f"| {result.rate(contestant):,.0f} "
             f"| {statistics.median(m.rss_peak_mib for m in runs):.1f} "
             f"| {'-' if ratio is None else f'{ratio:.2f}x'} |"
         )
@@ -299,6 +311,10 @@ def report_shape(result: ShapeResult) -> None:
             f"wpcdc peak RSS: median {statistics.median(peaks):.1f} MiB, max {max(peaks):.1f} MiB "
             f"= {mb:.0f} MB (target <= {TARGET_RSS_MB} MB: {'met' if mb <= TARGET_RSS_MB else 'NOT met'})"
         )
+
+
+def _cpu(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f}"
 
 
 def _count(value: int | None) -> str:
