@@ -446,6 +446,22 @@ class _ResetStream:
         pass
 
 
+def reset_by_peer(src: BinlogSource) -> None:
+    """What a TCP reset does to the reader: bytes received and not read are lost,
+    and the next read fails."""
+    dump = src._dump
+    if dump is None:  # mysql-replication reads through PyMySQL's socket file
+        src._connection._rfile = _ResetStream()  # type: ignore[union-attr]
+        return
+    stream = dump._stream
+
+    def reset() -> bool:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    stream._buffer, stream._at = b"", 0
+    stream._fill = reset  # type: ignore[method-assign]
+
+
 @pytest.mark.usefixtures("both_readers")
 def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     mysql_server: MysqlEndpoint, mysql_database: str, caplog: pytest.LogCaptureFixture
@@ -469,7 +485,7 @@ def test_a_dropped_connection_mid_transaction_hands_out_each_row_once(
     # The connection is reset while the transaction is half handed out. White
     # box: what was received but not read is lost, as with a real TCP reset
     # (a server-side KILL would still deliver the bytes already sent).
-    src._connection._rfile = _ResetStream()  # type: ignore[union-attr]
+    reset_by_peer(src)
     with caplog.at_level("WARNING", logger="wpcdc.source"):
         for item in items:
             handed_out.append(item)

@@ -193,3 +193,34 @@ class Idle:
 
 
 SourceItem = TransactionPart | Idle
+
+
+# --- steps: how a source that never blocks says what it waits for ------------------
+# BinlogSource.steps() yields these between its items instead of blocking, so that
+# one thread (the asyncio loop's) can both read the binlog and send events
+# (wpcdc.runtime.handoff.LoopReader); BinlogSource.items() waits on them itself.
+
+
+@dataclass(slots=True)
+class Wait:
+    """The source needs more bytes from ``sock`` (a socket, never read here): resume
+    it once the socket is readable, or at ``deadline`` (``time.monotonic()``; None:
+    no deadline), when it decides whether the read timed out."""
+
+    sock: Any
+    deadline: float | None
+
+
+class Blocking:
+    """The source's next step may block (connecting, a backoff wait): run it where
+    blocking harms nothing, e.g. in a worker thread."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BLOCKING"
+
+
+BLOCKING = Blocking()
+
+SourceStep = SourceItem | Wait | Blocking

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import struct
 import threading
@@ -82,7 +83,7 @@ from wpcdc.core.backoff import DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Bac
 from wpcdc.core.binlog_rows import DecoderCache
 from wpcdc.core.errors import PositionLost, PreflightFailed, WpcdcError
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import SourceItem
+from wpcdc.core.rows import BLOCKING, SourceItem, SourceStep, Wait
 from wpcdc.mysql.binlog_events import HANDLED_EVENTS, EventHandler, WatchedTables
 from wpcdc.mysql.connection import MysqlConnection, connect
 from wpcdc.mysql.dump import DumpReader, start_dump
@@ -125,6 +126,14 @@ def _shutdown(connection: Any) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+def _wait_readable(wait: Wait) -> None:
+    """Block until ``wait``'s socket is readable or its deadline passes."""
+    timeout = None if wait.deadline is None else max(wait.deadline - time.monotonic(), 0.0)
+    # Closed under it (stop, the watchdog): the next read says so.
+    with contextlib.suppress(OSError, ValueError):
+        select.select([wait.sock], [], [], timeout)
+
+
 class BinlogSource:
     """Reads the binlog from ``start`` and yields :data:`~wpcdc.core.rows.SourceItem`s.
 
@@ -132,6 +141,12 @@ class BinlogSource:
     called from any thread, or raises a :class:`~wpcdc.core.errors.WpcdcError` when
     continuity cannot be guaranteed. Connection problems are retried forever
     with exponential backoff, each attempt logged on ``wpcdc.source``.
+
+    ``steps()`` is the same stream for a caller that must not block (the asyncio
+    loop, :class:`wpcdc.runtime.handoff.LoopReader`): between the items it yields a
+    :class:`~wpcdc.core.rows.Wait` where ``items()`` would wait for the socket, and
+    :data:`~wpcdc.core.rows.BLOCKING` before a step that blocks anyway (connecting,
+    a backoff wait, every read of the library reader).
     """
 
     def __init__(
@@ -196,10 +211,24 @@ class BinlogSource:
         if connection is not None:
             _shutdown(connection)
 
+    @property
+    def reads_on_loop(self) -> bool:
+        """Whether ``steps()`` waits on a socket rather than blocking: the fast
+        reader's, not the library's (whose reads all block)."""
+        return self._mysql.binlog_reader != "library"
+
     def items(self) -> Iterator[SourceItem]:
         """The binlog from ``start``, as transaction parts and idle markers."""
+        for step in self.steps():
+            if step.__class__ is Wait:
+                _wait_readable(step)
+            elif step is not BLOCKING:
+                yield step  # type: ignore[misc]
+
+    def steps(self) -> Iterator[SourceStep]:
+        """The binlog from ``start``, and what it waits for (see the class)."""
         if self._started:
-            raise RuntimeError("BinlogSource.items() can only be iterated once")
+            raise RuntimeError("BinlogSource can only be iterated once")
         self._started = True
         finished = threading.Event()
         watchdog = None
@@ -223,6 +252,7 @@ class BinlogSource:
                         self._assembler.position,
                         delay,
                     )
+                    yield BLOCKING
                     self._stopping.wait(delay)
         finally:
             finished.set()
@@ -315,40 +345,47 @@ class BinlogSource:
                 self._stalled = True
                 _shutdown(connection)
 
-    def _stream(self) -> Iterator[SourceItem]:
+    def _stream(self) -> Iterator[SourceStep]:
         """One connection's worth of items; raises _Retry when it breaks."""
         position = self._assembler.position
         logger.info("reading the binlog from %s", position)
         self._stalled = False
         self._read_error = None
-        items: Generator[SourceItem]
+        items: Generator[SourceStep]
         if self._mysql.binlog_reader == "library":
             items = self._library_items(position)
         else:
             items = self._dump_items(position)
         try:
             while True:
-                self._fetch_started = time.monotonic()
-                self._fetching = True
+                if not self._fetching:
+                    self._fetch_started = time.monotonic()
+                    self._fetching = True
                 try:
                     item = next(items)
                 except StopIteration:
+                    self._fetching = False
                     raise _Retry("the server ended the binlog stream") from None
                 except WpcdcError:
+                    self._fetching = False
                     raise
                 except Exception as exc:
+                    self._fetching = False
                     failure = self._failure(exc, position)
                     if failure is exc:
                         raise
                     raise failure from exc
-                finally:
+                # Waiting for the socket is still fetching, for the stall watchdog;
+                # once an item is out, the consumer holds the stream.
+                if item.__class__ is not Wait:
                     self._fetching = False
                 yield item
         finally:
             items.close()
 
-    def _dump_items(self, position: Position) -> Generator[SourceItem]:
+    def _dump_items(self, position: Position) -> Generator[SourceStep]:
         """The fast reader (:mod:`wpcdc.mysql.dump`) on a connection of its own."""
+        yield BLOCKING  # connecting, and the queries before the dump
         connection = connect(self._mysql, use_database=False, read_timeout=self._read_timeout)
         try:
             self._connection = connection
@@ -369,6 +406,7 @@ class BinlogSource:
                 database=self._database,
                 decoders=self._decoders,
                 logged=self._fallbacks_logged,
+                read_timeout=self._read_timeout,
             )
             yield from reader.items()
         finally:
@@ -377,11 +415,12 @@ class BinlogSource:
             with contextlib.suppress(Exception):
                 connection.close()
 
-    def _library_items(self, position: Position) -> Generator[SourceItem]:
+    def _library_items(self, position: Position) -> Generator[SourceStep]:
         """mysql-replication's reader; ``mysql.binlog_reader = "library"``."""
         reader = self._reader(position)
         try:
             while True:
+                yield BLOCKING
                 event = reader.fetchone()
                 if event is None:
                     return

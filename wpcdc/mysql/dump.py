@@ -3,10 +3,11 @@
 This module owns the wire side of ``mysql.binlog_reader = "fast"``: asking the
 server for its binlog the way mysql-replication does (:func:`start_dump`: the
 checksum negotiation, MariaDB's slave capability, the heartbeat period, then
-COM_BINLOG_DUMP with file/pos on both flavors), and :class:`DumpReader`, which
-reads the stream's packets (from the connection's buffered socket file, as
-PyMySQL does, without its per-packet objects), splits the 19-byte event header, strips the CRC32
-checksum and decodes the control events itself (format description, rotate,
+COM_BINLOG_DUMP with file/pos on both flavors), :class:`DumpStream`, which
+reads the stream's packets from the socket without blocking (and without
+PyMySQL's per-packet objects), and :class:`DumpReader`, which splits the
+19-byte event header, strips the CRC32 checksum and decodes the control events
+itself (format description, rotate,
 query, XID, XA prepare, the GTID events of both flavors, MariaDB's GTID list,
 heartbeats). What each event means is decided by
 :class:`~wpcdc.mysql.binlog_events.EventHandler`, the same one place the
@@ -33,7 +34,10 @@ connection raises.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,7 +48,7 @@ from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
 from wpcdc.core.binlog_rows import RowChange as ImagePair
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef
+from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef, Wait
 from wpcdc.core.table_map import parse_table_map, rows_table_id
 from wpcdc.mysql.binlog_events import (
     EventHandler,
@@ -143,6 +147,114 @@ def _lost() -> OperationalError:
     return OperationalError(2013, "Lost connection to MySQL server during query")
 
 
+# What one read from the socket may take: during a backlog a read takes what the
+# kernel holds (hundreds of KB), not PyMySQL's 8 KiB, so there are few system calls.
+READ_SIZE = 1 << 20
+# A packet header: 3-byte length (little-endian) and a sequence number.
+_PACKET_LENGTH = struct.Struct("<I")
+_LONG_PACKET = 0xFFFFFF
+
+
+class DumpStream:
+    """The dump connection's bytes, split into packets, read without blocking.
+
+    The socket is made non-blocking: :meth:`packet` hands out what is complete in
+    the buffer, and :meth:`more` reads what the kernel holds or, when it holds
+    nothing, yields a :class:`~wpcdc.core.rows.Wait` for the caller to wait on
+    (a thread blocks in ``select``, the asyncio loop waits for readability).
+    That lets the binlog be read on the loop's thread: two threads passing the
+    interpreter lock back and forth after every socket call cost a fifth of a
+    bulk job's time (benchmarks/README.md). A read that gets nothing for
+    ``timeout`` seconds raises TimeoutError, as the blocking socket did.
+
+    Without a socket (unit tests give a connection with only ``_rfile``), the
+    file is read instead, and its end is the connection's.
+    """
+
+    def __init__(self, connection: Any, timeout: float | None) -> None:
+        sock = getattr(connection, "_sock", None)
+        self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        self._rfile = None if self._sock is not None else connection._rfile
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._timeout = timeout
+        self._buffer = b""
+        self._at = 0
+        if self._sock is not None:
+            self._sock.setblocking(False)
+
+    def packet(self) -> bytes | None:
+        """The next packet's payload (one logical packet: a payload of 16 MiB and
+        more comes in several), or None until it is all buffered."""
+        buffer, at = self._buffer, self._at
+        if len(buffer) - at < 4:
+            return None
+        length = _PACKET_LENGTH.unpack_from(buffer, at)[0] & 0xFFFFFF
+        end = at + 4 + length
+        if end > len(buffer):
+            return None
+        if length == _LONG_PACKET:
+            return self._long_packet()
+        self._at = end
+        return buffer[at + 4 : end]
+
+    def _long_packet(self) -> bytes | None:
+        buffer, at = self._buffer, self._at
+        parts = []
+        while True:
+            if len(buffer) - at < 4:
+                return None
+            length = _PACKET_LENGTH.unpack_from(buffer, at)[0] & 0xFFFFFF
+            if at + 4 + length > len(buffer):
+                return None
+            parts.append(buffer[at + 4 : at + 4 + length])
+            at += 4 + length
+            if length != _LONG_PACKET:
+                self._at = at
+                return b"".join(parts)
+
+    def more(self) -> Iterator[Wait]:
+        """Read more bytes, yielding a Wait whenever none are there yet."""
+        deadline: float | None = None
+        while not self._fill():
+            now = time.monotonic()
+            if deadline is None:
+                deadline = None if self._timeout is None else now + self._timeout
+            elif now >= deadline:
+                raise TimeoutError("timed out")
+            yield Wait(self._sock, deadline)
+
+    def _fill(self) -> bool:
+        """Whatever the connection holds now, appended; False when it holds nothing.
+        The end of the stream is a lost connection (the server ends a stream with an
+        EOF packet, read before this is called again)."""
+        chunks = []
+        if self._sock is None:
+            assert self._rfile is not None
+            chunk = self._rfile.read1(READ_SIZE) if hasattr(self._rfile, "read1") else b""
+            if not chunk:
+                raise _lost()
+            chunks.append(chunk)
+        else:
+            while True:
+                try:
+                    chunk = self._sock.recv(READ_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    break
+                if not chunk:
+                    if chunks:
+                        break  # the end comes with the next read
+                    raise _lost()
+                chunks.append(chunk)
+                # A plain socket gave all it held; TLS gives a record at a time.
+                if not self._tls:
+                    break
+        if not chunks:
+            return False
+        self._buffer = self._buffer[self._at :] + b"".join(chunks)
+        self._at = 0
+        return True
+
+
 def gtid_text(sid: bytes, gno: int) -> str:
     """A MySQL GTID as ``uuid:number``, the way mysql-replication spells it."""
     h = sid.hex()
@@ -180,8 +292,9 @@ class DumpReader:
         database: str,
         decoders: DecoderCache,
         logged: set[tuple[str, str]],
+        read_timeout: float | None = None,
     ) -> None:
-        self._connection = connection
+        self._stream = DumpStream(connection, read_timeout)
         self._checksum = checksum
         self._handler = handler
         self._watched = tables
@@ -201,34 +314,33 @@ class DumpReader:
         # changed (a counter costs less per packet than reading the clock).
         self.packets = 0
 
-    def items(self) -> Iterator[SourceItem]:
-        """The stream's source items; returns when the server ends the stream."""
-        connection = self._connection
+    def items(self) -> Iterator[SourceItem | Wait]:
+        """The stream's source items, and a Wait whenever the next packet has not
+        arrived yet (:class:`DumpStream`); returns when the server ends the stream."""
+        stream = self._stream
+        packet = stream.packet
         handler = self._handler
         place = handler.assembler.row
         tables = self._tables
         unpack_header = _HEADER.unpack_from
         tail = 4 if self._checksum else 0
         while True:
-            # A packet: 3-byte length, sequence number, payload. Read here rather
-            # than through PyMySQL's _read_packet (a third of the reading time);
-            # the rare cases (short reads, >16 MiB, errors) go to _complete.
-            rfile = connection._rfile  # per packet: tests swap in a reader that resets
-            header = rfile.read(4)
-            length = int.from_bytes(header[:3], "little")
-            data: bytes = rfile.read(length)
-            if (
-                len(header) != 4
-                or len(data) != length
-                or not length
-                or length == 0xFFFFFF
-                or data[0]
-            ):
-                data = self._complete(header, data)
-                if data[0]:
-                    if data[0] == 0xFE and len(data) < 9:
-                        return  # EOF: the server ended the stream
-                    continue
+            # Packets are split here rather than by PyMySQL's _read_packet (a
+            # third of the reading time, with an object per packet).
+            data = packet()
+            if data is None:
+                yield from stream.more()
+                continue
+            if not data or data[0]:
+                if not data:
+                    raise _lost()
+                if data[0] == 0xFF:
+                    # The server's error (position purged, replica id taken...),
+                    # raised as PyMySQL raises it, so the source tells them apart.
+                    MysqlPacket(data, "utf8mb4").raise_for_error()
+                if data[0] == 0xFE and len(data) < 9:
+                    return  # EOF: the server ended the stream
+                continue
             self.packets += 1
             timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
             end = len(data) - tail
@@ -279,28 +391,6 @@ class DumpReader:
                     yield from self._library_decoded(table, table_id, data)
             else:
                 yield from handler.unknown(kind, timestamp)
-
-    def _complete(self, header: bytes, data: bytes) -> bytes:
-        """A packet the fast path of ``items`` could not take as read: a short read
-        (the connection closed), an event split over several packets (16 MiB and
-        more), or a packet that is not an event (error, EOF)."""
-        if len(header) != 4 or not data or len(data) != int.from_bytes(header[:3], "little"):
-            raise _lost()
-        length = len(data)
-        while length == 0xFFFFFF:
-            header = self._connection._rfile.read(4)
-            if len(header) != 4:
-                raise _lost()
-            length = int.from_bytes(header[:3], "little")
-            more = self._connection._rfile.read(length)
-            if len(more) != length:
-                raise _lost()
-            data += more
-        if data[0] == 0xFF:
-            # The server's error (position purged, replica id taken...), raised as
-            # PyMySQL raises it, so the source tells them apart as before.
-            MysqlPacket(data, "utf8mb4").raise_for_error()
-        return data
 
     # -- events ----------------------------------------------------------
 

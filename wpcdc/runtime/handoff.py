@@ -1,31 +1,37 @@
-"""The hand-over from the blocking binlog reader to the asyncio loop.
+"""Getting the binlog source's items to the asyncio loop.
 
-This module owns the reader thread and the bounded queue between it and the
-loop. The binlog read blocks, so it runs in a thread of its own; the loop takes
-what the thread read in batches. When the broker is slow the thread waits
-instead of buffering (promise "bounded memory", docs/ARCHITECTURE.md).
+This module owns the two ways the pipeline reads its source:
 
-The hand-over costs what it should: the loop wakes once per batch, not per
-item (bench_pipeline, 500 posts: 425 batches for 9,167 items; a synthetic
-reader/loop pair: 3-5 µs of CPU per item when batches are large, up to ~20 µs
-when a fast loop takes a few items per wake-up). The two threads still take
-turns on the interpreter lock, and each takes it back after every socket call
-(the reader's reads, the producer's sends), which py-spy shows as a real share
-of both threads during a bulk job (benchmarks/README.md, session 6): the read on
-the loop thread (sans-IO) is the next step for throughput (issue 8).
+- :class:`LoopReader` (the fast binlog reader): the source runs on the loop's
+  own thread. ``BinlogSource.steps()`` never blocks on the socket: it yields a
+  ``Wait`` and the loop waits for the socket to be readable, with everything
+  else it does; a step that blocks anyway (connecting, a backoff wait) runs in
+  a worker thread. Session 7 measured why (benchmarks/README.md): with the read
+  in a thread of its own, the two threads took turns on the interpreter lock
+  and took it back after every socket call, and a bulk job took 15-25% longer
+  than with one thread.
+- :class:`Reader` (the library reader, whose reads all block, and any source
+  with only ``items()``): the read runs in a thread, and a bounded hand-over
+  passes what it read to the loop in batches. The loop wakes once per batch,
+  not per item.
+
+Either way the loop holds at most ``capacity`` row changes read and not yet
+folded: when the broker is slow the source is not read (promise "bounded
+memory", docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
-from wpcdc.core.rows import SourceItem, TransactionPart
+from wpcdc.core.rows import BLOCKING, SourceItem, SourceStep, TransactionPart, Wait
 
 
 class Source(Protocol):
@@ -34,6 +40,16 @@ class Source(Protocol):
     def items(self) -> Iterator[SourceItem]: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class SteppedSource(Source, Protocol):
+    """A source that can also run on the loop (BinlogSource with the fast reader)."""
+
+    @property
+    def reads_on_loop(self) -> bool: ...
+
+    def steps(self) -> Iterator[SourceStep]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +189,126 @@ class Reader:
         except BaseException as exc:  # raised again on the loop's side
             error = exc
         handoff.put((clock(), End(error)))
+
+
+# next()'s default: the source's iterator ended (StopIteration cannot cross a future).
+_ENDED = object()
+
+
+class LoopReader:
+    """Runs ``source.steps()`` on the loop's thread (see the module docstring).
+
+    ``take`` reads until ``capacity`` row changes are in hand or the source has
+    to wait for the server, whichever comes first: during a backlog batches are
+    large, and when caught up each one is handed on as soon as it is read.
+    """
+
+    def __init__(
+        self, source: SteppedSource, capacity: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._source = source
+        self._capacity = capacity
+        self._clock = clock
+        self._steps: Iterator[SourceStep] | None = None
+        # The source said its next step blocks: run it in a worker thread.
+        self._blocking = False
+        # A step running in a worker thread (the iterator is busy until it is done).
+        self._running: asyncio.Future[object] | None = None
+        # The source is waiting for the socket; the batch before it went out first.
+        self._wait: Wait | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """On the loop: nothing is read until the first take."""
+        self._steps = self._source.steps()
+
+    async def take(self) -> Batch:
+        """Everything read up to ``capacity`` row changes: at least one item or the end."""
+        steps = self._steps
+        assert steps is not None, "LoopReader.take() before start()"
+        clock = self._clock
+        items: list[object] = []
+        arrivals: list[float] = []
+        load = 0
+        while True:
+            if self._wait is not None:
+                wait, self._wait = self._wait, None
+                await _readable(wait)
+            try:
+                if self._blocking:
+                    self._blocking = False
+                    step = await self._in_thread(steps)
+                else:
+                    step = next(steps, _ENDED)
+            except Exception as exc:  # raised again by the pipeline
+                return Batch(items, arrivals, End(exc))
+            if step is _ENDED:
+                return Batch(items, arrivals, End(None))
+            kind = step.__class__
+            if kind is Wait:
+                self._wait = step  # type: ignore[assignment]
+                if items:
+                    return Batch(items, arrivals, None)
+                continue
+            if step is BLOCKING:
+                self._blocking = True
+                if items:
+                    return Batch(items, arrivals, None)
+                continue
+            items.append(step)
+            arrivals.append(clock())
+            load += max(len(step.changes), 1) if kind is TransactionPart else 1  # type: ignore[attr-defined]
+            if load >= self._capacity:
+                return Batch(items, arrivals, None)
+
+    async def _in_thread(self, steps: Iterator[SourceStep]) -> object:
+        loop = asyncio.get_running_loop()
+        self._running = loop.run_in_executor(None, next, steps, _ENDED)
+        try:
+            return await asyncio.shield(self._running)
+        finally:
+            if self._running.done():
+                self._running = None
+
+    def stop(self) -> None:
+        """Stop the source, and close its iterator once no thread runs it."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._source.stop()
+        running = self._running
+        if running is not None and not running.done():
+            running.add_done_callback(lambda _: self._close())
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        steps, self._steps = self._steps, None
+        close = getattr(steps, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # stopping: said, not raised
+                logging.getLogger("wpcdc.source").debug("closing the source: %s", exc)
+
+
+async def _readable(wait: Wait) -> None:
+    """Until ``wait``'s socket is readable or its deadline passes (or it is closed)."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = wait.sock.fileno()
+    except (OSError, ValueError):
+        return
+    if fd < 0:
+        return
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _wake, ready)
+    timer = None
+    if wait.deadline is not None:
+        timer = loop.call_later(max(wait.deadline - time.monotonic(), 0.0), _wake, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+        if timer is not None:
+            timer.cancel()

@@ -1,10 +1,11 @@
-"""The streaming pipeline: reader thread -> hand-off -> fold -> sender -> checkpoint.
+"""The streaming pipeline: binlog source -> fold -> sender -> checkpoint.
 
 This module owns the loop that composes the pipeline's parts, each owning one
 thing:
 
-- :class:`~wpcdc.runtime.handoff.Reader`: the blocking binlog read in a thread,
-  handed to the loop in batches through a bounded queue;
+- :class:`~wpcdc.runtime.handoff.LoopReader`: the binlog read on the loop's
+  thread, in batches (:class:`~wpcdc.runtime.handoff.Reader`, a thread and a
+  bounded queue, for the library reader's blocking reads);
 - the :class:`~wpcdc.core.fold.Folder` (pure): row changes into closed groups
   of events;
 - :class:`~wpcdc.runtime.sender.Sender`: events to records to the sink, and
@@ -39,7 +40,7 @@ from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, TableKind, TransactionPart
 from wpcdc.runtime.checkpointer import Checkpointer
-from wpcdc.runtime.handoff import Batch, Reader, Source
+from wpcdc.runtime.handoff import Batch, LoopReader, Reader, Source, SteppedSource
 from wpcdc.runtime.metrics import Metrics
 from wpcdc.runtime.resnapshot import Resnapshots, SignalTable
 from wpcdc.runtime.sender import Sender, Sink
@@ -88,7 +89,12 @@ class Pipeline:
         self._metrics = metrics
         self._clock = clock
         self._reported = float("-inf")
-        self._reader = Reader(source, config.queue_rows, clock)
+        # The fast reader runs on the loop; the library's blocking reads in a thread.
+        self._reader: Reader | LoopReader = (
+            LoopReader(source, config.queue_rows, clock)
+            if isinstance(source, SteppedSource) and source.reads_on_loop
+            else Reader(source, config.queue_rows, clock)
+        )
         self._sender = Sender(
             sink=sink, tracker=tracker, source_name=config.source_name, metrics=metrics
         )

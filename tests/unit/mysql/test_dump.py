@@ -4,7 +4,9 @@ means, which tables are skipped before any value is read, and the loud refusals.
 from __future__ import annotations
 
 import io
+import socket
 import struct
+import time
 from typing import Any
 
 import pymysql
@@ -26,7 +28,7 @@ from wpcdc.core.binlog_rows import DecoderCache
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
 from wpcdc.core.positions import Position
-from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart
+from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart, Wait
 from wpcdc.mysql import dump
 from wpcdc.mysql.binlog_events import EventHandler, WatchedTables
 
@@ -454,3 +456,86 @@ def test_an_event_over_16_mib_is_read_from_its_packets() -> None:
     )
     (idle,) = list(reader.items())
     assert isinstance(idle, Idle)
+
+
+# --- the stream read without blocking (a real socket pair) -----------------------
+
+
+class SocketConnection:
+    """A dump connection whose bytes come from the test through a socket pair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+
+def framed(packets: list[bytes]) -> bytes:
+    return b"".join(
+        len(p).to_bytes(3, "little") + bytes([n % 256]) + p for n, p in enumerate(packets, start=1)
+    )
+
+
+def socket_reader(sock: socket.socket, read_timeout: float | None = None) -> dump.DumpReader:
+    handler = read([])[1]
+    return dump.DumpReader(
+        SocketConnection(sock),
+        checksum=True,
+        handler=handler,
+        tables=handler.tables,
+        database="wp",
+        decoders=DecoderCache(),
+        logged=set(),
+        read_timeout=read_timeout,
+    )
+
+
+def heartbeats(count: int) -> list[bytes]:
+    return [
+        event(dump.HEARTBEAT, f"binlog.{n:06d}".encode(), log_pos=100 + n)
+        for n in range(1, count + 1)
+    ]
+
+
+def test_packets_cut_anywhere_by_the_network_arrive_whole_and_waits_come_between() -> None:
+    stream = framed([format_description("9.7.4"), *heartbeats(40), EOF_PACKET])
+    ours, server = socket.socketpair()
+    with ours, server:
+        steps = socket_reader(ours).items()
+        received: list[object] = []
+        waits = 0
+        # 7-byte pieces: headers, bodies and checksums are all cut somewhere.
+        pieces = [stream[i : i + 7] for i in range(0, len(stream), 7)]
+        for step in steps:
+            if isinstance(step, Wait):
+                assert step.sock is ours and step.deadline is None
+                waits += 1
+                server.sendall(pieces.pop(0))
+                continue
+            received.append(step)
+        assert not pieces  # it read to the EOF packet and no further
+    assert len(received) == 40 and all(isinstance(item, Idle) for item in received)
+    assert waits == len(stream) // 7 + 1
+
+
+def test_a_read_that_gets_nothing_for_the_read_timeout_times_out() -> None:
+    ours, server = socket.socketpair()
+    with ours, server:
+        steps = socket_reader(ours, read_timeout=0.05).items()
+        wait = next(steps)
+        assert isinstance(wait, Wait) and wait.deadline is not None
+        assert 0 < wait.deadline - time.monotonic() <= 0.05
+        # Woken before the deadline with nothing to read: it waits again.
+        assert isinstance(next(steps), Wait)
+        time.sleep(0.06)
+        with pytest.raises(TimeoutError):
+            next(steps)
+
+
+def test_the_server_closing_mid_packet_is_a_lost_connection() -> None:
+    stream = framed([format_description("9.7.4"), *heartbeats(1)])
+    ours, server = socket.socketpair()
+    with ours:
+        server.sendall(stream[:-5])
+        server.close()
+        with pytest.raises(pymysql.err.OperationalError) as raised:
+            list(socket_reader(ours).items())
+    assert raised.value.args[0] == 2013
