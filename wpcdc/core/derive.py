@@ -78,12 +78,13 @@ def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> li
         return []  # an auto-draft nobody has been told about: the whole group waits
     if post_event is not None:
         datas.append(post_event)
+    terms = group.term_changes()
     if not group.deleted and group.post_id != SITE_POST_ID:
         post_type = _post_type(group)
         meta = _meta_changes(group, config)
         if meta:
             datas.append((META_EVENT, MetaData(group.blog_id, group.post_id, post_type, meta)))
-        added, removed = group.term_changes()
+        added, removed = terms
         if added or removed:
             datas.append(
                 (
@@ -92,7 +93,7 @@ def derive(group: Group, config: FoldConfig, mirror: Mirror | None = None) -> li
                 )
             )
     if mirror is not None and datas and group.post_id != SITE_POST_ID:
-        annotate(datas, group, mirror)  # links and cache tags (wpcdc.core.links)
+        annotate(datas, group, mirror, terms)  # links and cache tags (wpcdc.core.links)
     return _events(group, datas)
 
 

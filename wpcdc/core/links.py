@@ -41,9 +41,15 @@ PRIVATE_TAXONOMIES: Final = frozenset(
 )
 
 
-def annotate(datas: Sequence[tuple[str, EventData]], group: Group, mirror: Mirror) -> None:
-    """Set the links and cache tags of a closed group's events (see derive)."""
-    added, removed = group.term_changes()
+def annotate(
+    datas: Sequence[tuple[str, EventData]],
+    group: Group,
+    mirror: Mirror,
+    terms: tuple[list[TermRef], list[TermRef]] | None = None,
+) -> None:
+    """Set the links and cache tags of a closed group's events (see derive);
+    ``terms``: the group's term changes, when the caller has them already."""
+    added, removed = group.term_changes() if terms is None else terms
     links = change_links(
         mirror,
         group.blog_id,
@@ -63,8 +69,8 @@ def annotate(datas: Sequence[tuple[str, EventData]], group: Group, mirror: Mirro
     else:
         post_type = group.info.type if group.info is not None else None
         author = None
-    terms = [(t.taxonomy, t.term_id) for t in [*added, *removed] if t.term_id is not None]
-    tags = cache_tags(group.blog_id, group.post_id, post_type, author, terms)
+    touched = [(t.taxonomy, t.term_id) for t in [*added, *removed] if t.term_id is not None]
+    tags = cache_tags(group.blog_id, group.post_id, post_type, author, touched)
     for _, data in datas:
         data.cache_tags = tags
         if isinstance(data, PostData | TaxonomyData):

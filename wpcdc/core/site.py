@@ -13,6 +13,7 @@ the permalink rules need. Pure: no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
@@ -270,6 +271,8 @@ def as_text(value: object) -> str:
 
 def as_date(value: object) -> str:
     """post_date as "YYYY-MM-DD HH:MM:SS" whatever the decoder gave (text or datetime)."""
+    if value.__class__ is dt.datetime:  # what the decoders give: half the time of str()
+        return value.isoformat(" ")
     if value is None:
         return ""
     if isinstance(value, bytes):
