@@ -129,9 +129,12 @@ def _shutdown(connection: Any) -> None:
 def _wait_readable(wait: Wait) -> None:
     """Block until ``wait``'s socket is readable or its deadline passes."""
     timeout = None if wait.deadline is None else max(wait.deadline - time.monotonic(), 0.0)
+    # poll, not select: select refuses descriptors past 1023.
+    poller = select.poll()
     # Closed under it (stop, the watchdog): the next read says so.
     with contextlib.suppress(OSError, ValueError):
-        select.select([wait.sock], [], [], timeout)
+        poller.register(wait.sock, select.POLLIN)
+        poller.poll(None if timeout is None else timeout * 1000)
 
 
 class BinlogSource:
