@@ -331,7 +331,7 @@ RUNNERS: dict[str, Callable[[Job, float], Result]] = {
 
 def measure_here(variant: str, job: Job, profile: bool) -> Result:
     """The child's side: one measurement; with ``profile``, cProfile of the main
-    thread (for wpcdc that leaves out the binlog reader thread) to stderr."""
+    thread (the loop, which reads the binlog too; not the worker threads) to stderr."""
     rss_start = peak_rss_mib()
     if not profile:
         return RUNNERS[variant](job, rss_start)

@@ -3,7 +3,8 @@
 Per thread: the share of its samples each frame holds itself (``self``) and
 with what it calls (``inclusive``), file paths shortened. A sample counts for
 the thread it was taken in; with ``--thread NAME`` only threads whose name
-contains NAME (``MainThread``: the asyncio loop; ``wpcdc-binlog``: the reader).
+contains NAME (``MainThread``: the asyncio loop, which also reads the binlog;
+``wpcdc-binlog``: the library reader's thread).
 
     .venv/bin/python benchmarks/stacks.py /tmp/stacks/wpcdc-0.txt --thread MainThread
     .venv/bin/python benchmarks/stacks.py /tmp/stacks/wpcdc-0.txt --under Folder.feed

@@ -57,12 +57,16 @@ from wpcdc.core.events import SITE_POST_ID, Event, TermRef
 from wpcdc.core.group import Group, PostKey, menus_key, row_bytes
 from wpcdc.core.menu_events import MENU_ITEM_TYPE
 from wpcdc.core.mirror import Mirror
-from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.positions import Coordinate, Position, file_index
 from wpcdc.core.rows import Op, RowChange, TableKind, Transaction, TransactionPart
 from wpcdc.core.term_events import term_target
 
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
 LINK_TAXONOMY = "link_category"
+
+# What a term_relationships row change does to the post's membership of the term.
+_MEMBERSHIP_DELTA = {Op.INSERT: 1, Op.DELETE: -1}
+_MEMBERSHIP_AFTER = {Op.INSERT: True, Op.DELETE: False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +167,11 @@ class Folder:
         if txn.start != self._txn_start:
             self._txn_start = txn.start
             closed += self._close_expired(txn.timestamp)
-        # The transaction's coordinate, parsed once: each row change only differs by row.
-        base = txn.coordinate(0)
+        # The transaction's file index, parsed once: each row change only differs by row.
+        start = txn.start
+        index = file_index(start.file)
         for change in part.changes:
-            coordinate = Coordinate(base.file_index, base.pos, change.row)
-            closed += self._apply(txn, change, coordinate, now)
+            closed += self._apply(txn, change, Coordinate(index, start.pos, change.row), now)
         if part.end is not None:
             self.position = part.end
             self._txn_start = None
@@ -428,13 +432,13 @@ class Folder:
                 entry[1] = change.after
         elif kind is TableKind.TERM_RELATIONSHIPS:
             tt_id = int(change.image["term_taxonomy_id"])
-            delta = {Op.INSERT: 1, Op.DELETE: -1}.get(change.op, 0)
-            if change.op is Op.UPDATE and change.before is not None and change.after is not None:
-                delta = 0  # term_order only: not a membership change
-            net, term, present = group.terms.get(
-                tt_id, (0, self._resolve(group.blog_id, tt_id), False)
-            )
-            present = {Op.INSERT: True, Op.DELETE: False}.get(change.op, present)
+            # An UPDATE changes term_order only: not a membership change.
+            delta = _MEMBERSHIP_DELTA.get(change.op, 0)
+            membership = group.terms.get(tt_id)
+            if membership is None:
+                membership = (0, self._resolve(group.blog_id, tt_id), False)
+            net, term, present = membership
+            present = _MEMBERSHIP_AFTER.get(change.op, present)
             group.terms[tt_id] = (net + delta, term, present)
         else:  # the blog's own group: options
             name = str(text(change.image.get("option_name")))
