@@ -113,7 +113,11 @@ class KafkaSettings(_Section):
     # lz4 1-12, gzip 1-9, zstd 1-22; snappy and none take no level.
     compression_level: int = Field(default=0, ge=0, le=22)
     linger_ms: int = Field(default=20, ge=0)
-    max_batch_bytes: int = Field(default=1_048_576, ge=1024)
+    # A partition holds about four batches in the pipeline (filling, handed over,
+    # queued in aiokafka, in a request), each copied a few times on its way: 256 KiB
+    # keeps a bulk job's peak memory near 100 MiB; 1 MiB made it 160-180 MiB, for
+    # no throughput measured (benchmarks/README.md, session 7).
+    max_batch_bytes: int = Field(default=262_144, ge=1024)
     # The largest record the brokers accept (their message.max.bytes). A larger
     # event is shrunk per the oversize policy (see README) instead of failing.
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
