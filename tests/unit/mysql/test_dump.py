@@ -87,11 +87,30 @@ class FakeConnection:
     """The dump stream as a server sends it: framed packets on a buffered file."""
 
     def __init__(self, packets: list[bytes]) -> None:
-        stream = b"".join(
-            len(p).to_bytes(3, "little") + bytes([n % 256]) + p
-            for n, p in enumerate([*packets, EOF_PACKET], start=1)
-        )
+        stream = framed([*packets, EOF_PACKET])
         self._rfile = io.BufferedReader(io.BytesIO(stream))  # type: ignore[arg-type]
+
+
+def framed(packets: list[bytes]) -> bytes:
+    """Packets as the server frames them: 3-byte length, sequence number, payload."""
+    return b"".join(
+        len(p).to_bytes(3, "little") + bytes([n % 256]) + p for n, p in enumerate(packets, start=1)
+    )
+
+
+def dump_reader(
+    connection: object, handler: EventHandler, read_timeout: float | None = None
+) -> dump.DumpReader:
+    return dump.DumpReader(
+        connection,
+        checksum=True,
+        handler=handler,
+        tables=handler.tables,
+        database="wp",
+        decoders=DecoderCache(),
+        logged=set(),
+        read_timeout=read_timeout,
+    )
 
 
 def read(packets: list[bytes], start: Position = START) -> tuple[list[SourceItem], EventHandler]:
@@ -103,16 +122,8 @@ def read(packets: list[bytes], start: Position = START) -> tuple[list[SourceItem
         backoff=Backoff(0.1, 1.0),
         clock=lambda: 5.0,
     )
-    reader = dump.DumpReader(
-        FakeConnection(packets),
-        checksum=True,
-        handler=handler,
-        tables=handler.tables,
-        database="wp",
-        decoders=DecoderCache(),
-        logged=set(),
-    )
-    return list(reader.items()), handler
+    # A file never makes the reader wait: only items.
+    return list(dump_reader(FakeConnection(packets), handler).items()), handler  # type: ignore[arg-type]
 
 
 def parts(items: list[SourceItem]) -> list[TransactionPart]:
@@ -412,15 +423,7 @@ def test_a_connection_closed_mid_packet_is_a_lost_connection() -> None:
     class Truncated:
         _rfile = io.BufferedReader(io.BytesIO(b"\x40\x00\x00\x01\x00abc"))  # type: ignore[arg-type]
 
-    reader = dump.DumpReader(
-        Truncated(),
-        checksum=True,
-        handler=read([])[1],
-        tables=WatchedTables("wp_"),
-        database="wp",
-        decoders=DecoderCache(),
-        logged=set(),
-    )
+    reader = dump_reader(Truncated(), read([])[1])
     with pytest.raises(pymysql.err.OperationalError) as raised:
         list(reader.items())
     assert raised.value.args[0] == 2013
@@ -444,17 +447,7 @@ def test_an_event_over_16_mib_is_read_from_its_packets() -> None:
             )
         )
 
-    handler = read([])[1]
-    reader = dump.DumpReader(
-        Split(),
-        checksum=True,
-        handler=handler,
-        tables=handler.tables,
-        database="wp",
-        decoders=DecoderCache(),
-        logged=set(),
-    )
-    (idle,) = list(reader.items())
+    (idle,) = list(dump_reader(Split(), read([])[1]).items())
     assert isinstance(idle, Idle)
 
 
@@ -468,24 +461,8 @@ class SocketConnection:
         self._sock = sock
 
 
-def framed(packets: list[bytes]) -> bytes:
-    return b"".join(
-        len(p).to_bytes(3, "little") + bytes([n % 256]) + p for n, p in enumerate(packets, start=1)
-    )
-
-
 def socket_reader(sock: socket.socket, read_timeout: float | None = None) -> dump.DumpReader:
-    handler = read([])[1]
-    return dump.DumpReader(
-        SocketConnection(sock),
-        checksum=True,
-        handler=handler,
-        tables=handler.tables,
-        database="wp",
-        decoders=DecoderCache(),
-        logged=set(),
-        read_timeout=read_timeout,
-    )
+    return dump_reader(SocketConnection(sock), read([])[1], read_timeout)
 
 
 def heartbeats(count: int) -> list[bytes]:
