@@ -235,7 +235,11 @@ class DumpStream:
                 raise _lost()
             chunks.append(chunk)
         else:
-            while True:
+            got = 0
+            # A plain socket gives all it holds at once; TLS a record (16 KiB) at a
+            # time, so it is read until it has nothing, or READ_SIZE was read (what
+            # TLS decrypted and holds is read first by the next call, never waited on).
+            while got < READ_SIZE:
                 try:
                     chunk = self._sock.recv(READ_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
@@ -245,7 +249,7 @@ class DumpStream:
                         break  # the end comes with the next read
                     raise _lost()
                 chunks.append(chunk)
-                # A plain socket gave all it held; TLS gives a record at a time.
+                got += len(chunk)
                 if not self._tls:
                     break
         if not chunks:
