@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from wpcdc.core.positions import Coordinate, Position
+from wpcdc.core.positions import Position
 
 
 class TableKind(enum.StrEnum):
@@ -167,9 +167,6 @@ class Transaction:
     thread_id: int | None
     # Commit time, seconds since the epoch, from the binlog event header.
     timestamp: int
-
-    def coordinate(self, row: int) -> Coordinate:
-        return Coordinate.of(self.start, row)
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see _HOT below

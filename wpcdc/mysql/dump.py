@@ -161,7 +161,7 @@ class DumpStream:
     The socket is made non-blocking: :meth:`packet` hands out what is complete in
     the buffer, and :meth:`more` reads what the kernel holds or, when it holds
     nothing, yields a :class:`~wpcdc.core.rows.Wait` for the caller to wait on
-    (a thread blocks in ``select``, the asyncio loop waits for readability).
+    (a thread blocks in ``poll``, the asyncio loop waits for readability).
     That lets the binlog be read on the loop's thread: two threads passing the
     interpreter lock back and forth after every socket call cost a fifth of a
     bulk job's time (benchmarks/README.md). A read that gets nothing for
@@ -230,7 +230,7 @@ class DumpStream:
         chunks = []
         if self._sock is None:
             assert self._rfile is not None
-            chunk = self._rfile.read1(READ_SIZE) if hasattr(self._rfile, "read1") else b""
+            chunk = self._rfile.read1(READ_SIZE)
             if not chunk:
                 raise _lost()
             chunks.append(chunk)

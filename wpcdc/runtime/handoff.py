@@ -52,6 +52,14 @@ class SteppedSource(Source, Protocol):
     def steps(self) -> Iterator[SourceStep]: ...
 
 
+def weight(item: object) -> int:
+    """What an item read costs in memory, in row changes: a transaction part its
+    changes (at least one: a transaction on unwatched tables has none), an Idle one."""
+    if item.__class__ is TransactionPart:
+        return max(len(item.changes), 1)
+    return 1
+
+
 @dataclass(frozen=True, slots=True)
 class End:
     """The source's iterator ended, normally or with ``error``."""
@@ -183,8 +191,7 @@ class Reader:
         error: BaseException | None = None
         try:
             for item in self._source.items():
-                weight = len(item.changes) if isinstance(item, TransactionPart) else 0
-                if not handoff.put((clock(), item), max(weight, 1)):
+                if not handoff.put((clock(), item), weight(item)):
                     return
         except BaseException as exc:  # raised again on the loop's side
             error = exc
@@ -244,9 +251,8 @@ class LoopReader:
                 return Batch(items, arrivals, End(exc))
             if step is _ENDED:
                 return Batch(items, arrivals, End(None))
-            kind = step.__class__
-            if kind is Wait:
-                self._wait = step  # type: ignore[assignment]
+            if step.__class__ is Wait:
+                self._wait = step
                 if items:
                     return Batch(items, arrivals, None)
                 continue
@@ -257,7 +263,7 @@ class LoopReader:
                 continue
             items.append(step)
             arrivals.append(clock())
-            load += max(len(step.changes), 1) if kind is TransactionPart else 1  # type: ignore[attr-defined]
+            load += weight(step)
             if load >= self._capacity:
                 return Batch(items, arrivals, None)
 
