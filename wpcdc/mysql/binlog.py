@@ -86,7 +86,8 @@ from wpcdc.core.positions import Position
 from wpcdc.core.rows import BLOCKING, SourceItem, SourceStep, Wait
 from wpcdc.mysql.binlog_events import HANDLED_EVENTS, EventHandler, WatchedTables
 from wpcdc.mysql.connection import MysqlConnection, connect
-from wpcdc.mysql.dump import DumpReader, start_dump
+from wpcdc.mysql.dump import DumpReader
+from wpcdc.mysql.dump_stream import start_dump
 from wpcdc.mysql.errors import (
     FATAL_READING_BINLOG,
     error_code,

@@ -29,7 +29,7 @@ from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart, Wait
-from wpcdc.mysql import dump
+from wpcdc.mysql import dump, dump_stream
 from wpcdc.mysql.binlog_events import EventHandler, WatchedTables
 
 START = Position("binlog.000007", 4)
@@ -259,7 +259,7 @@ def test_start_dump_sends_the_library_sequence() -> None:
             self.sent += data
 
     connection = Connection()
-    checksum = dump.start_dump(
+    checksum = dump_stream.start_dump(
         connection, server_id=4242, position=Position("binlog.000003", 1234), heartbeat=0.25
     )
     assert checksum
@@ -270,7 +270,7 @@ def test_start_dump_sends_the_library_sequence() -> None:
     name = b"binlog.000003"
     assert connection.sent == (
         struct.pack("<I", len(name) + 11)
-        + bytes([dump.COM_BINLOG_DUMP])
+        + bytes([dump_stream.COM_BINLOG_DUMP])
         + struct.pack("<IHI", 1234, 0, 4242)
         + name
     )
