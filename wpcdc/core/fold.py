@@ -128,6 +128,9 @@ class Folder:
         self._open_bytes = 0
         self._txn_start: Position | None = None
         self._close_at_commit: set[PostKey] = set()
+        # No group can go quiet or grow old before this (monotonic seconds): tick
+        # returns at once until then. A lower bound, kept by tick (see there).
+        self._due = float("-inf")
         self.position: Position | None = None
         # The last row change fed (None before the first).
         self.fed: Coordinate | None = None
@@ -177,7 +180,7 @@ class Folder:
             self._txn_start = None
             if self._config.window_seconds == 0:
                 closed += self.close_all()
-            else:
+            elif self._close_at_commit:
                 for key in sorted(self._close_at_commit):
                     if key in self._open:
                         closed.append(self._close(key))
@@ -186,15 +189,24 @@ class Folder:
 
     def tick(self, now: float) -> list[ClosedGroup]:
         """Close the groups that went quiet or grew old by ``now``."""
+        if now < self._due:
+            return []  # called for every part read: most of the time, nothing is due
         closed: list[ClosedGroup] = []
-        quiet_since = now - self._config.quiet_seconds
+        config = self._config
+        quiet_since = now - config.quiet_seconds
+        due = float("inf")
         # Least recently touched first: stop at the first one still busy.
         while self._open:
             key, group = next(iter(self._open.items()))
-            if group.touched_at is None or group.touched_at > quiet_since or self._reading(group):
-                break  # the rest were touched later (or are in the transaction being read)
+            if group.touched_at is None:
+                due = float("-inf")  # touched with no time (tests): no bound known
+                break
+            if group.touched_at > quiet_since or self._reading(group):
+                # The rest were touched later (or are in the transaction being read).
+                due = group.touched_at + config.quiet_seconds
+                break
             closed.append(self._close(key))
-        opened_before = now - self._config.max_age_seconds
+        opened_before = now - config.max_age_seconds
         while self._opened:
             opened_at, key = self._opened[0]
             aged = self._open.get(key)
@@ -204,7 +216,13 @@ class Folder:
                 self._opened.popleft()
                 closed.append(self._close(key))
             else:
+                due = min(due, opened_at + config.max_age_seconds)
                 break
+        # Nothing closes before ``due`` by these rules: the front group is the least
+        # recently touched and the oldest entry the oldest opened, and whatever
+        # happens until the next tick (touches, opens, closes) only moves them later,
+        # as long as ``now`` never goes back (arrival times on a monotonic clock).
+        self._due = due
         return closed
 
     def next_deadline(self) -> float | None:
@@ -394,6 +412,9 @@ class Folder:
                 self._replay_until = None  # past it for good
         self._open[key] = group
         if now is not None:
+            # The only way tick's bound can come earlier: a group opened when none was.
+            config = self._config
+            self._due = min(self._due, now + min(config.quiet_seconds, config.max_age_seconds))
             if len(self._opened) > 2 * len(self._open) + 64:
                 # Mostly closed groups behind a long-lived one: keep the open ones.
                 self._opened = deque(
