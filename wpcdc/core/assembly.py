@@ -161,9 +161,16 @@ class TransactionAssembler:
         return self.commit(end_pos, timestamp)
 
     def row(
-        self, table: TableRef, op: Op, before: Row | None, after: Row | None, timestamp: int
+        self,
+        table: TableRef,
+        op: Op,
+        before: Row | None,
+        after: Row | None,
+        timestamp: int,
+        size: int = -1,
     ) -> TransactionPart | None:
-        """A row change on a watched table; returns a part when the buffer is full."""
+        """A row change on a watched table; returns a part when the buffer is full.
+        ``size``: what its images cost in memory, if the reader knows (RowChange.size)."""
         kind = table.kind
         if kind is _OPTIONS or kind is _USERS:
             # Options and users: keep only the watched options and allowed columns;
@@ -187,7 +194,7 @@ class TransactionAssembler:
         current.next_row = index + 1
         if index < current.handed_out:
             return None
-        current.buffer.append(RowChange(table, op, before, after, index))  # positional: cheaper
+        current.buffer.append(RowChange(table, op, before, after, index, size))  # positional: cheaper
         if len(current.buffer) >= self._max_part_rows:
             return self._part(current, end=None)
         return None

@@ -84,6 +84,8 @@ class RowsDecoder:
             raise Unsupported(f"table {self.table}: {error}") from None
         self._names = names
         self._keep = tuple(keep is None or name in keep for name in names)
+        # Columns in each image it builds.
+        self.kept = sum(self._keep)
         self._full = _full_bitmap(self.column_count)
         self._bitmap_size = len(self._full)
         self.source, self._image = compile_image(self._plans, self._keep, self.table)

@@ -426,7 +426,9 @@ class Folder:
         return group
 
     def _add(self, group: Group, change: RowChange, coordinate: Coordinate, ts: int) -> None:
-        size = row_bytes(change.before) + row_bytes(change.after)
+        size = change.size
+        if size < 0:
+            size = row_bytes(change.before) + row_bytes(change.after)
         group.size += size
         self._open_bytes += size
         group.changes += 1

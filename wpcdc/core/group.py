@@ -156,10 +156,15 @@ _ROW_OVERHEAD = 240
 _COLUMN_OVERHEAD = 72
 
 
+def image_overhead(columns: int) -> int:
+    """What one row image of ``columns`` columns costs beyond its text."""
+    return _ROW_OVERHEAD + _COLUMN_OVERHEAD * columns
+
+
 def row_bytes(row: Row | None) -> int:
     if row is None:
         return 0
-    size = _ROW_OVERHEAD + _COLUMN_OVERHEAD * len(row)
+    size = image_overhead(len(row))
     for value in row.values():
         # Exact classes (the source's values): faster than isinstance on every column.
         if value.__class__ is str or value.__class__ is bytes:

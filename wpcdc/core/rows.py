@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -146,6 +146,9 @@ class RowChange:
     after: Row | None
     # Index among the transaction's row changes on watched tables.
     row: int
+    # What its row images cost in memory (wpcdc.core.group.row_bytes), when the
+    # source estimated it from the binlog; -1: the fold works it out from the images.
+    size: int = field(default=-1, compare=False)
 
     @property
     def image(self) -> Row:

@@ -40,6 +40,7 @@ from pymysql.protocol import MysqlPacket
 from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
 from wpcdc.core.binlog_rows import RowChange as ImagePair
 from wpcdc.core.column_plans import Unsupported
+from wpcdc.core.group import image_overhead
 from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef, Wait
 from wpcdc.core.table_map import parse_table_map, rows_table_id
 from wpcdc.mysql.binlog_events import (
@@ -116,7 +117,7 @@ def gtid_text(sid: bytes, gno: int) -> str:
 class _Table:
     """A watched table's layout, as one TABLE_MAP described it."""
 
-    __slots__ = ("decoder", "name", "named", "ref")
+    __slots__ = ("decoder", "image_cost", "name", "named", "ref")
 
     def __init__(self, ref: TableRef, name: str, named: bool, decoder: RowsDecoder | None) -> None:
         self.ref = ref
@@ -124,6 +125,8 @@ class _Table:
         self.named = named
         # None: mysql-replication decodes this layout (or it has no column names).
         self.decoder = decoder
+        # What a row image of it costs in memory beyond its text (wpcdc.core.group).
+        self.image_cost = 0 if decoder is None else image_overhead(decoder.kept)
 
 
 class DumpReader:
@@ -206,8 +209,14 @@ class DumpReader:
                         # Placed here, not through EventHandler.changes: two
                         # generators less per rows event (most hold one row).
                         ref, op = table.ref, _ROW_OPS[kind]
-                        for before, after in self._rows(table, kind, data, end):
-                            part = place(ref, op, before, after, timestamp)
+                        pairs = self._rows(table, kind, data, end)
+                        # What the images cost in memory, estimated from the event's
+                        # bytes (text is in it as it is) rather than from each value.
+                        size = (end - _BODY) // (len(pairs) or 1) + (
+                            2 * table.image_cost if op is Op.UPDATE else table.image_cost
+                        )
+                        for before, after in pairs:
+                            part = place(ref, op, before, after, timestamp, size)
                             if part is not None:
                                 yield part
             elif kind == TABLE_MAP:

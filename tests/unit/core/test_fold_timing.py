@@ -111,6 +111,24 @@ def test_open_groups_stay_within_their_byte_bound_whatever_the_transaction_shape
     assert changed == 3000  # nothing lost by closing early
 
 
+def test_the_memory_bound_counts_the_size_the_source_estimated() -> None:
+    # A source that knows what a row change's images cost (the fast reader, from
+    # the event's bytes) says so in RowChange.size; the fold takes it as it is.
+    log = Binlog()
+    part = log.txn(update(POSTMETA, meta(1, 5, "k", "a"), meta(1, 5, "k", "b")))
+    (change,) = part.changes
+    sized = type(change)(change.table, change.op, change.before, change.after, 0, 700_000)
+    mirror = Mirror()
+    mirror.load_posts(1, [(5, "post", "draft", 0)])
+    fold = Folder(config=FoldConfig(max_open_bytes=1024 * 1024), mirror=mirror)
+    fold.feed(type(part)(part.transaction, (sized,), None))
+    assert fold.open_bytes == 700_000
+    # A second one passes the bound: the group closes with it.
+    closed = fold.feed(type(part)(part.transaction, (sized,), None))
+    assert [g.post_id for g in closed] == [5]
+    assert fold.open_bytes == 0
+
+
 def test_a_huge_transaction_keeps_a_small_checkpoint() -> None:
     log = Binlog()
     posts = 20_000

@@ -27,6 +27,7 @@ from wpcdc.core.backoff import Backoff
 from wpcdc.core.binlog_rows import DecoderCache
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.errors import PositionLost, ServerMisconfigured
+from wpcdc.core.group import row_bytes
 from wpcdc.core.positions import Position
 from wpcdc.core.rows import Idle, Op, SourceItem, TableKind, TransactionPart, Wait
 from wpcdc.mysql import dump, dump_stream
@@ -331,6 +332,16 @@ def test_rows_of_a_watched_table_come_from_the_generated_decoder(version: int) -
     assert changes(items) == EXPECTED
     (part,) = parts(items)
     assert {c.table.kind for c in part.changes} == {TableKind.POSTMETA}
+
+
+def test_row_changes_carry_a_memory_estimate_near_what_their_images_hold() -> None:
+    # From the event's bytes, not from each value: within a factor of two of
+    # row_bytes, what the fold would work out from the images themselves.
+    items, _ = read(meta_transaction(2))
+    (part,) = parts(items)
+    for change in part.changes:
+        exact = row_bytes(change.before) + row_bytes(change.after)
+        assert exact / 2 <= change.size <= exact * 2
 
 
 @pytest.mark.parametrize("version", [1, 2])
