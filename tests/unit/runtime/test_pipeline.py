@@ -4,6 +4,7 @@ the integration tests): order, checkpoints after acknowledgement, failures, stop
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from wpcdc.core.fold import FoldConfig, Folder
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.rows import Idle, SourceItem
 from wpcdc.runtime.metrics import Metrics
-from wpcdc.runtime.pipeline import Pipeline, StreamConfig
+from wpcdc.runtime.pipeline import YOUNG_COLLECTION_THRESHOLD, Pipeline, StreamConfig
 
 
 def edits(count: int) -> Binlog:
@@ -88,3 +89,19 @@ def test_delivery_failure_stops_the_pipeline_without_passing_the_failed_event() 
         asyncio.run(run())
     # Events 1 and 2 were acknowledged; the third failed: resume at its transaction.
     assert store.saved[-1].position == log.log[2].transaction.start
+
+
+def test_the_young_generation_is_collected_less_often_while_streaming_only() -> None:
+    log = edits(2)
+    sink, store = MemorySink(), MemoryStore()
+    pipe = pipeline(list(log.log), sink, store, log)
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def streaming() -> bool:
+        seen.append(gc.get_threshold())
+        return len(sink.records) == 2
+
+    asyncio.run(run_until(pipe, streaming))
+    assert seen[-1] == (YOUNG_COLLECTION_THRESHOLD, *before[1:])  # when the events were out
+    assert gc.get_threshold() == before  # a process-wide setting: given back
