@@ -45,6 +45,9 @@ class _Open:
 
     start: Position
     gtid: str | None
+    # The GTID as its reader parsed it, if it did: (domain, server, sequence) on
+    # MariaDB, (uuid, number) on MySQL; committed without parsing the text again.
+    parsed: tuple[int, int, int] | tuple[str, int] | None
     thread_id: int | None
     timestamp: int
     # True once BEGIN (or a MariaDB GTID announcing a body) was seen: statements
@@ -134,15 +137,23 @@ class TransactionAssembler:
             self._position = Position(self._file, self._pos, self._gtids.value)
 
     def gtid(
-        self, gtid: str | None, timestamp: int, *, opens: bool, understood: bool = True
+        self,
+        gtid: str | None,
+        timestamp: int,
+        *,
+        opens: bool,
+        understood: bool = True,
+        parsed: tuple[int, int, int] | tuple[str, int] | None = None,
     ) -> None:
         """A GTID event starts a transaction. ``opens``: a body closed by XID/COMMIT
-        follows (MariaDB says so in its flags); otherwise BEGIN or one statement."""
+        follows (MariaDB says so in its flags); otherwise BEGIN or one statement.
+        ``parsed``: the GTID's parts, when the reader has them (see _Open.parsed)."""
         if self._open is not None:
             self._abandon("a GTID event")
         if not understood:
             self._gtids.forget()
         self._open = self._new(gtid=gtid, thread_id=None, timestamp=timestamp, explicit=opens)
+        self._open.parsed = parsed
 
     def begin(self, thread_id: int, timestamp: int) -> None:
         if self._open is None:
@@ -206,8 +217,14 @@ class TransactionAssembler:
         current = self._open
         if current is None:
             current = self._new(None, None, timestamp, explicit=True)
-        if current.gtid is not None:
-            self._gtids.add(current.gtid)
+        gtid, parsed = current.gtid, current.parsed
+        if gtid is not None:
+            if parsed is None:
+                self._gtids.add(gtid)
+            elif len(parsed) == 3:
+                self._gtids.add_mariadb(gtid, *parsed)
+            else:
+                self._gtids.add_mysql(*parsed)
         self._pos = end_pos
         self._position = Position(self._file, end_pos, self._gtids.value)
         self._open = None
@@ -222,6 +239,7 @@ class TransactionAssembler:
         return _Open(
             start=self._position,
             gtid=gtid,
+            parsed=None,
             thread_id=thread_id,
             timestamp=timestamp,
             explicit=explicit,

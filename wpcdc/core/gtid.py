@@ -116,6 +116,23 @@ class GtidState:
         logger.warning("GTID %r is not understood; GTID tracking is off", gtid)
         self.forget()
 
+    def add_mariadb(self, gtid: str, domain: int, server: int, seq: int) -> None:
+        """:meth:`add` for a MariaDB GTID its reader parsed: ``gtid`` is
+        ``f"{domain}-{server}-{seq}"``. One per transaction: no text parsed again."""
+        if not self._known:
+            return
+        mariadb = self._mariadb
+        current = mariadb.get(domain)
+        if current is None or seq >= current[1]:
+            mariadb[domain] = (server, seq)
+            # One domain: the set reads as its latest GTID, no rendering needed.
+            self._text = gtid if len(mariadb) == 1 and not self._mysql else None
+
+    def add_mysql(self, uuid: str, number: int) -> None:
+        """:meth:`add` for a MySQL GTID its reader parsed (``uuid`` in lower case)."""
+        if self._known:
+            self._add_mysql(uuid, number, number)
+
     def _add_mariadb(self, domain: int, server: int, seq: int) -> None:
         current = self._mariadb.get(domain)
         # A GTID list may name several servers per domain; the position is the latest.

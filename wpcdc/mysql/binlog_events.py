@@ -183,13 +183,18 @@ class EventHandler:
         self.backoff.reset()
         return part
 
-    def gtid(self, gtid: str, timestamp: int) -> None:
-        """A MySQL GTID event: BEGIN or one statement follows."""
-        self.assembler.gtid(gtid, timestamp, opens=False)
+    def gtid(self, gtid: str, timestamp: int, parsed: tuple[str, int] | None = None) -> None:
+        """A MySQL GTID event: BEGIN or one statement follows. ``parsed``: (uuid in
+        lower case, number), when the reader has them."""
+        self.assembler.gtid(gtid, timestamp, opens=False, parsed=parsed)
 
-    def mariadb_gtid(self, gtid: str, flags: int, timestamp: int) -> None:
+    def mariadb_gtid(
+        self, gtid: str, flags: int, timestamp: int, parsed: tuple[int, int, int] | None = None
+    ) -> None:
+        """A MariaDB GTID event. ``parsed``: (domain, server, sequence), when the
+        reader has them."""
         opens = not flags & _MARIADB_GTID_STANDALONE
-        self.assembler.gtid(gtid, timestamp, opens=opens)
+        self.assembler.gtid(gtid, timestamp, opens=opens, parsed=parsed)
 
     def rotate(self, file: str, pos: int) -> None:
         self.assembler.rotate(file, pos)

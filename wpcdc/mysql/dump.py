@@ -110,8 +110,13 @@ _UNSEEN: Any = object()
 
 def gtid_text(sid: bytes, gno: int) -> str:
     """A MySQL GTID as ``uuid:number``, the way mysql-replication spells it."""
+    return f"{uuid_text(sid)}:{gno}"
+
+
+def uuid_text(sid: bytes) -> str:
+    """A server UUID (16 bytes) as text, in lower case."""
     h = sid.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}:{gno}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class _Table:
@@ -164,6 +169,8 @@ class DumpReader:
         # TABLE_MAP body -> its layout (None: a table wpcdc does not watch).
         self._layouts: dict[bytes, _Table | None] = {}
         self._map_packets: dict[int, bytes] = {}
+        # Server UUIDs met in MySQL GTIDs (a few per topology), as text.
+        self._uuids: dict[bytes, str] = {}
         self._library: LibraryRows | None = None
         # Packets read so far: the source's stall watchdog notes when it last
         # changed (a counter costs less per packet than reading the clock).
@@ -225,10 +232,16 @@ class DumpReader:
                 yield handler.commit(log_pos, timestamp)
             elif kind == GTID:
                 (gno,) = _UINT64.unpack_from(data, _BODY + 17)
-                handler.gtid(gtid_text(data[_BODY + 1 : _BODY + 17], gno), timestamp)
+                uuid = self._uuid(data[_BODY + 1 : _BODY + 17])
+                handler.gtid(f"{uuid}:{gno}", timestamp, (uuid, gno))
             elif kind == MARIADB_GTID:
                 sequence, domain, flags = _MARIADB_GTID.unpack_from(data, _BODY)
-                handler.mariadb_gtid(f"{domain}-{server_id}-{sequence}", flags, timestamp)
+                handler.mariadb_gtid(
+                    f"{domain}-{server_id}-{sequence}",
+                    flags,
+                    timestamp,
+                    (domain, server_id, sequence),
+                )
             elif kind == QUERY:
                 yield from self._query(data, end, timestamp, log_pos)
             elif kind == HEARTBEAT:
@@ -254,6 +267,14 @@ class DumpReader:
                 yield from handler.unknown(kind, timestamp)
 
     # -- events ----------------------------------------------------------
+
+    def _uuid(self, sid: bytes) -> str:
+        text = self._uuids.get(sid)
+        if text is None:
+            if len(self._uuids) >= _MAX_TABLES:
+                self._uuids.clear()
+            text = self._uuids[sid] = uuid_text(sid)
+        return text
 
     def _rows(self, table: _Table, kind: int, data: bytes, end: int) -> list[ImagePair]:
         """The (before, after) images of a rows event of a watched table."""

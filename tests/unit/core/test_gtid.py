@@ -71,3 +71,24 @@ def test_a_single_domain_state_reads_as_its_latest_gtid_whatever_came_in() -> No
     fresh = GtidState("0-1-10")
     fresh.add("0-1-3")  # never rendered before, and older
     assert fresh.value == "0-1-10"
+
+
+def test_gtids_a_reader_parsed_make_the_same_set_as_their_text() -> None:
+    # The fast reader hands over the numbers it decoded; add() parses the text.
+    mariadb = ["0-1-42", "0-1-43", "1-2-7", "0-1-44", "0-3-40", "2-1-1"]
+    mysql = [(UUID, 5), (UUID, 6), (UUID2, 1), (UUID, 9), (UUID, 7), (UUID, 8)]
+    for base in ("0-1-41", "", f"{UUID}:1-4"):
+        by_text, by_parts = GtidState(base), GtidState(base)
+        for gtid in mariadb:
+            domain, server, seq = (int(x) for x in gtid.split("-"))
+            by_text.add(gtid)
+            by_parts.add_mariadb(gtid, domain, server, seq)
+            assert by_parts.value == by_text.value
+        for uuid, number in mysql:
+            by_text.add(f"{uuid}:{number}")
+            by_parts.add_mysql(uuid, number)
+            assert by_parts.value == by_text.value
+    unknown = GtidState(None)
+    unknown.add_mariadb("0-1-1", 0, 1, 1)
+    unknown.add_mysql(UUID, 1)
+    assert unknown.value is None
