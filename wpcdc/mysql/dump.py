@@ -180,7 +180,7 @@ class DumpReader:
         """The stream's source items, and a Wait whenever the next packet has not
         arrived yet (:class:`DumpStream`); returns when the server ends the stream."""
         stream = self._stream
-        packet = stream.packet
+        packets = stream.packets
         handler = self._handler
         place = handler.assembler.row
         tables = self._tables
@@ -188,83 +188,85 @@ class DumpReader:
         tail = 4 if self._checksum else 0
         while True:
             # Packets are split here rather than by PyMySQL's _read_packet (a
-            # third of the reading time, with an object per packet).
-            data = packet()
-            if data is None:
+            # third of the reading time, with an object per packet), all that
+            # the buffer holds at once.
+            batch = packets()
+            if not batch:
                 yield from stream.more()
                 continue
-            if not data or data[0]:
-                if not data:
-                    raise lost_connection()
-                if data[0] == 0xFF:
-                    # The server's error (position purged, replica id taken...),
-                    # raised as PyMySQL raises it, so the source tells them apart.
-                    MysqlPacket(data, "utf8mb4").raise_for_error()
-                if data[0] == 0xFE and len(data) < 9:
-                    return  # EOF: the server ended the stream
-                continue
-            self.packets += 1
-            timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
-            end = len(data) - tail
-            if kind in _ROW_OPS:
-                table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
-                table = tables.get(table_id)
-                if table is not None:
-                    if table.decoder is None:
+            self.packets += len(batch)
+            for data in batch:
+                if not data or data[0]:
+                    if not data:
+                        raise lost_connection()
+                    if data[0] == 0xFF:
+                        # The server's error (position purged, replica id taken...),
+                        # raised as PyMySQL raises it, so the source tells them apart.
+                        MysqlPacket(data, "utf8mb4").raise_for_error()
+                    if data[0] == 0xFE and len(data) < 9:
+                        return  # EOF: the server ended the stream
+                    continue
+                timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
+                end = len(data) - tail
+                if kind in _ROW_OPS:
+                    table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
+                    table = tables.get(table_id)
+                    if table is not None:
+                        if table.decoder is None:
+                            yield from self._library_decoded(table, table_id, data)
+                        else:
+                            # Placed here, not through EventHandler.changes: two
+                            # generators less per rows event (most hold one row).
+                            ref, op = table.ref, _ROW_OPS[kind]
+                            pairs = self._rows(table, kind, data, end)
+                            # What the images cost in memory, estimated from the event's
+                            # bytes (text is in it as it is) rather than from each value.
+                            size = (end - _BODY) // (len(pairs) or 1) + (
+                                2 * table.image_cost if op is Op.UPDATE else table.image_cost
+                            )
+                            for before, after in pairs:
+                                part = place(ref, op, before, after, timestamp, size)
+                                if part is not None:
+                                    yield part
+                elif kind == TABLE_MAP:
+                    self._table_map(data, end)
+                elif kind in (XID, XA_PREPARE):
+                    yield handler.commit(log_pos, timestamp)
+                elif kind == GTID:
+                    (gno,) = _UINT64.unpack_from(data, _BODY + 17)
+                    uuid = self._uuid(data[_BODY + 1 : _BODY + 17])
+                    handler.gtid(f"{uuid}:{gno}", timestamp, (uuid, gno))
+                elif kind == MARIADB_GTID:
+                    sequence, domain, flags = _MARIADB_GTID.unpack_from(data, _BODY)
+                    handler.mariadb_gtid(
+                        f"{domain}-{server_id}-{sequence}",
+                        flags,
+                        timestamp,
+                        (domain, server_id, sequence),
+                    )
+                elif kind == QUERY:
+                    yield from self._query(data, end, timestamp, log_pos)
+                elif kind == HEARTBEAT:
+                    yield from handler.heartbeat(data[_BODY:end].decode(), log_pos)
+                elif kind == ROTATE:
+                    (pos,) = _UINT64.unpack_from(data, _BODY)
+                    # Table ids are only unique while the server runs; a new file may
+                    # follow a restart.
+                    tables.clear()
+                    self._map_packets.clear()
+                    handler.rotate(data[_BODY + 8 : end].decode(), pos)
+                elif kind == MARIADB_GTID_LIST:
+                    handler.gtid_list(self._gtid_list(data, end))
+                elif kind == FORMAT_DESCRIPTION:
+                    self._format_description(data, end)
+                elif kind == PARTIAL_UPDATE_ROWS:
+                    table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
+                    table = tables.get(table_id)
+                    if table is not None:
+                        self._log_fallback(table.name, "partial JSON update rows events")
                         yield from self._library_decoded(table, table_id, data)
-                    else:
-                        # Placed here, not through EventHandler.changes: two
-                        # generators less per rows event (most hold one row).
-                        ref, op = table.ref, _ROW_OPS[kind]
-                        pairs = self._rows(table, kind, data, end)
-                        # What the images cost in memory, estimated from the event's
-                        # bytes (text is in it as it is) rather than from each value.
-                        size = (end - _BODY) // (len(pairs) or 1) + (
-                            2 * table.image_cost if op is Op.UPDATE else table.image_cost
-                        )
-                        for before, after in pairs:
-                            part = place(ref, op, before, after, timestamp, size)
-                            if part is not None:
-                                yield part
-            elif kind == TABLE_MAP:
-                self._table_map(data, end)
-            elif kind in (XID, XA_PREPARE):
-                yield handler.commit(log_pos, timestamp)
-            elif kind == GTID:
-                (gno,) = _UINT64.unpack_from(data, _BODY + 17)
-                uuid = self._uuid(data[_BODY + 1 : _BODY + 17])
-                handler.gtid(f"{uuid}:{gno}", timestamp, (uuid, gno))
-            elif kind == MARIADB_GTID:
-                sequence, domain, flags = _MARIADB_GTID.unpack_from(data, _BODY)
-                handler.mariadb_gtid(
-                    f"{domain}-{server_id}-{sequence}",
-                    flags,
-                    timestamp,
-                    (domain, server_id, sequence),
-                )
-            elif kind == QUERY:
-                yield from self._query(data, end, timestamp, log_pos)
-            elif kind == HEARTBEAT:
-                yield from handler.heartbeat(data[_BODY:end].decode(), log_pos)
-            elif kind == ROTATE:
-                (pos,) = _UINT64.unpack_from(data, _BODY)
-                # Table ids are only unique while the server runs; a new file may
-                # follow a restart.
-                tables.clear()
-                self._map_packets.clear()
-                handler.rotate(data[_BODY + 8 : end].decode(), pos)
-            elif kind == MARIADB_GTID_LIST:
-                handler.gtid_list(self._gtid_list(data, end))
-            elif kind == FORMAT_DESCRIPTION:
-                self._format_description(data, end)
-            elif kind == PARTIAL_UPDATE_ROWS:
-                table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
-                table = tables.get(table_id)
-                if table is not None:
-                    self._log_fallback(table.name, "partial JSON update rows events")
-                    yield from self._library_decoded(table, table_id, data)
-            else:
-                yield from handler.unknown(kind, timestamp)
+                else:
+                    yield from handler.unknown(kind, timestamp)
 
     # -- events ----------------------------------------------------------
 

@@ -67,7 +67,7 @@ _LONG_PACKET = 0xFFFFFF
 class DumpStream:
     """The dump connection's bytes, split into packets, read without blocking.
 
-    The socket is made non-blocking: :meth:`packet` hands out what is complete in
+    The socket is made non-blocking: :meth:`packets` hands out what is complete in
     the buffer, and :meth:`more` reads what the kernel holds or, when it holds
     nothing, yields a :class:`~wpcdc.core.rows.Wait` for the caller to wait on
     (a thread blocks in ``poll``, the asyncio loop waits for readability).
@@ -91,20 +91,30 @@ class DumpStream:
         if self._sock is not None:
             self._sock.setblocking(False)
 
-    def packet(self) -> bytes | None:
-        """The next packet's payload (one logical packet: a payload of 16 MiB and
-        more comes in several), or None until it is all buffered."""
+    def packets(self) -> list[bytes]:
+        """The payloads of the packets complete in the buffer (one logical packet
+        each: a payload of 16 MiB and more comes in several); empty until one is."""
         buffer, at = self._buffer, self._at
-        if len(buffer) - at < 4:
-            return None
-        length = _PACKET_LENGTH.unpack_from(buffer, at)[0] & 0xFFFFFF
-        end = at + 4 + length
-        if end > len(buffer):
-            return None
-        if length == _LONG_PACKET:
-            return self._long_packet()
-        self._at = end
-        return buffer[at + 4 : end]
+        size = len(buffer)
+        unpack = _PACKET_LENGTH.unpack_from
+        payloads = []
+        while size - at >= 4:
+            length = unpack(buffer, at)[0] & 0xFFFFFF
+            end = at + 4 + length
+            if end > size:
+                break
+            if length == _LONG_PACKET:
+                self._at = at
+                payload = self._long_packet()
+                if payload is None:
+                    break
+                payloads.append(payload)
+                at = self._at
+                continue
+            payloads.append(buffer[at + 4 : end])
+            at = end
+        self._at = at
+        return payloads
 
     def _long_packet(self) -> bytes | None:
         buffer, at = self._buffer, self._at
