@@ -64,6 +64,8 @@ from wpcdc.core.term_events import term_target
 # term_relationships.object_id is a link id, not a post id, for this taxonomy.
 LINK_TAXONOMY = "link_category"
 
+_POSTMETA = TableKind.POSTMETA
+
 # What a term_relationships row change does to the post's membership of the term.
 _MEMBERSHIP_DELTA = {Op.INSERT: 1, Op.DELETE: -1}
 _MEMBERSHIP_AFTER = {Op.INSERT: True, Op.DELETE: False}
@@ -134,6 +136,8 @@ class Folder:
         self.position: Position | None = None
         # The last row change fed (None before the first).
         self.fed: Coordinate | None = None
+        # Row changes fed, per table, since the fold was built (the stream's metrics).
+        self.fed_rows: dict[TableKind, int] = dict.fromkeys(TableKind, 0)
 
     @property
     def mirror(self) -> Mirror:
@@ -174,7 +178,7 @@ class Folder:
         start = txn.start
         index = file_index(start.file)
         for change in part.changes:
-            closed += self._apply(txn, change, Coordinate(index, start.pos, change.row), now)
+            self._apply(txn, change, Coordinate(index, start.pos, change.row), now, closed)
         if part.end is not None:
             self.position = part.end
             self._txn_start = None
@@ -282,9 +286,16 @@ class Folder:
         return closed
 
     def _apply(
-        self, txn: Transaction, change: RowChange, coordinate: Coordinate, now: float | None
-    ) -> list[ClosedGroup]:
-        closed: list[ClosedGroup] = []
+        self,
+        txn: Transaction,
+        change: RowChange,
+        coordinate: Coordinate,
+        now: float | None,
+        closed: list[ClosedGroup],
+    ) -> None:
+        """Fold one row change; the groups it closes are appended to ``closed``."""
+        kind = change.table.kind
+        self.fed_rows[kind] += 1
         key = self._target(change)
         self.fed = coordinate
         if (
@@ -325,9 +336,10 @@ class Folder:
                 len(self._open) > config.max_open_groups or self._open_bytes > config.max_open_bytes
             ):
                 closed.append(self._close(next(iter(self._open))))
-        # After the group looked at the mirror's earlier view of the post.
-        self._mirror.apply(change)
-        return closed
+        # After the group looked at the mirror's earlier view of the post. Meta rows,
+        # most of them, are nothing the mirror keeps: not even a call.
+        if kind is not _POSTMETA:
+            self._mirror.apply(change)
 
     def _target(self, change: RowChange) -> PostKey | None:
         """The group a row change belongs to (a post's; the blog's own for options; a

@@ -53,6 +53,8 @@ log = logging.getLogger("wpcdc.stream")
 # Seconds between updates of the gauges (open groups, in flight, unacknowledged age).
 REPORT_INTERVAL = 0.25
 
+_SIGNAL = TableKind.SIGNAL
+
 # Allocations between two collections of the youngest generation while streaming
 # (CPython's default: 700). The stream allocates a dict per row image and a few
 # objects per row change, nearly all short-lived and none in a reference cycle:
@@ -108,6 +110,8 @@ class Pipeline:
         self._metrics = metrics
         self._clock = clock
         self._reported = float("-inf")
+        # The fold's row changes per table already added to the metric.
+        self._rows_counted = dict(folder.fed_rows)
         # The fast reader runs on the loop; the library's blocking reads in a thread.
         self._reader: Reader | LoopReader = (
             LoopReader(source, config.queue_rows, clock)
@@ -238,37 +242,41 @@ class Pipeline:
     async def _consume(self, batch: Batch) -> None:
         metrics = self._metrics
         folder, sender, resnapshots = self._folder, self._sender, self._resnapshots
-        # Counted per batch: a labelled counter costs about a microsecond per call.
-        rows: dict[TableKind, int] = {}
+        fed_rows = folder.fed_rows
         transactions = 0
         last_commit: int | None = None
         for item, arrival in zip(batch.items, batch.arrivals, strict=True):
-            if isinstance(item, TransactionPart):
+            if item.__class__ is TransactionPart:
                 if item.end is not None:
                     transactions += 1
                     last_commit = item.transaction.timestamp
-                for change in item.changes:
-                    kind = change.table.kind
-                    rows[kind] = rows.get(kind, 0) + 1
+                signals = fed_rows[_SIGNAL]
                 closed = folder.feed(item, arrival)
+                # Windows are open, or the part holds a signal-table row (the fold
+                # counted it): most parts concern no re-snapshot, and cost no call.
+                if resnapshots is not None and (
+                    resnapshots.watching or fed_rows[_SIGNAL] != signals
+                ):
+                    for group in closed:
+                        await sender.send(group)
+                    await resnapshots.observe(item)
+                    continue
             elif isinstance(item, Idle):
                 closed = folder.idle(item.position)
             else:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
                 await sender.send(group)
-            if (
-                resnapshots is not None
-                and isinstance(item, TransactionPart)
-                and resnapshots.concerns(item)
-            ):
-                await resnapshots.observe(item)
+        # Counted per batch: a labelled counter costs about a microsecond per call.
         if transactions:
             metrics.transactions.inc(transactions)
         if last_commit is not None:
             metrics.last_commit.set(last_commit)
-        for kind, count in rows.items():
-            metrics.row_changes.labels(kind.value).inc(count)
+        counted = self._rows_counted
+        for kind, count in fed_rows.items():
+            if count != counted[kind]:
+                metrics.row_changes.labels(kind.value).inc(count - counted[kind])
+                counted[kind] = count
 
     def _report(self) -> None:
         # The gauges are scraped every few seconds; finding the oldest open group

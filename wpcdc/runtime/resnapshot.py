@@ -33,11 +33,9 @@ from wpcdc.core.resnapshot import (
     next_chunk,
     requests_in,
 )
-from wpcdc.core.rows import TableKind, TransactionPart
+from wpcdc.core.rows import TransactionPart
 from wpcdc.core.snapshot_events import PostBundle, snapshot_event, wanted
 from wpcdc.runtime.sender import Sender
-
-_SIGNAL = TableKind.SIGNAL
 
 log = logging.getLogger("wpcdc.stream")
 
@@ -68,10 +66,11 @@ class Resnapshots:
     )  # in progress: where each was asked
     _done: list[Done] = field(init=False, default_factory=list)
 
-    def concerns(self, item: TransactionPart) -> bool:
-        """Whether :meth:`observe` has anything to do with ``item``: a window is open
-        or it holds a signal-table row. Most parts do not: the stream skips the call."""
-        return bool(self._windows) or any(c.table.kind is _SIGNAL for c in item.changes)
+    @property
+    def watching(self) -> bool:
+        """Whether a window is open: then :meth:`observe` must see every part. Else
+        only parts with a signal-table row concern it (the stream skips the others)."""
+        return bool(self._windows)
 
     async def observe(self, item: TransactionPart) -> None:
         """Watch the row changes of ``item`` (after the fold took them) for

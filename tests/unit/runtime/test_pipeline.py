@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.support.binlog_builder import POSTS, Binlog, post_row, update
+from tests.support.binlog_builder import POSTMETA, POSTS, Binlog, meta, post_row, update
 from tests.support.fakes import ListSource, MemorySink, MemoryStore
 from wpcdc.core.acks import AckTracker
 from wpcdc.core.errors import DeliveryFailed
@@ -30,7 +30,11 @@ def edits(count: int) -> Binlog:
 
 
 def pipeline(
-    items: list[SourceItem], sink: MemorySink, store: MemoryStore, start_log: Binlog
+    items: list[SourceItem],
+    sink: MemorySink,
+    store: MemoryStore,
+    start_log: Binlog,
+    metrics: Metrics | None = None,
 ) -> Pipeline:
     return Pipeline(
         source=ListSource(items),
@@ -40,7 +44,7 @@ def pipeline(
         tracker=AckTracker(),
         start=start_log.log[0].transaction.start,
         config=StreamConfig(source_name="wpcdc://test", checkpoint_interval=0.0),
-        metrics=Metrics(CollectorRegistry()),
+        metrics=metrics or Metrics(CollectorRegistry()),
     )
 
 
@@ -105,3 +109,16 @@ def test_the_young_generation_is_collected_less_often_while_streaming_only() -> 
     asyncio.run(run_until(pipe, streaming))
     assert seen[-1] == (YOUNG_COLLECTION_THRESHOLD, *before[1:])  # when the events were out
     assert gc.get_threshold() == before  # a process-wide setting: given back
+
+
+def test_row_changes_and_transactions_read_are_counted_per_table() -> None:
+    log = edits(3)
+    log.txn(update(POSTMETA, meta(9, 1, "k", "a"), meta(9, 1, "k", "b")), after_seconds=2)
+    sink, store = MemorySink(), MemoryStore()
+    registry = CollectorRegistry()
+    pipe = pipeline(list(log.log), sink, store, log, Metrics(registry))
+    asyncio.run(run_until(pipe, lambda: len(sink.records) == 4))
+    sample = registry.get_sample_value
+    assert sample("wpcdc_row_changes_total", {"table": "posts"}) == 3
+    assert sample("wpcdc_row_changes_total", {"table": "postmeta"}) == 1
+    assert sample("wpcdc_transactions_total") == 4
