@@ -152,8 +152,7 @@ class TransactionAssembler:
             self._abandon("a GTID event")
         if not understood:
             self._gtids.forget()
-        self._open = self._new(gtid=gtid, thread_id=None, timestamp=timestamp, explicit=opens)
-        self._open.parsed = parsed
+        self._open = self._new(gtid, None, timestamp, explicit=opens, parsed=parsed)
 
     def begin(self, thread_id: int, timestamp: int) -> None:
         if self._open is None:
@@ -233,26 +232,24 @@ class TransactionAssembler:
     # -- helpers ---------------------------------------------------------
 
     def _new(
-        self, gtid: str | None, thread_id: int | None, timestamp: int, *, explicit: bool
+        self,
+        gtid: str | None,
+        thread_id: int | None,
+        timestamp: int,
+        *,
+        explicit: bool,
+        parsed: tuple[int, int, int] | tuple[str, int] | None = None,
     ) -> _Open:
         skip, self._skip = self._skip, 0
-        return _Open(
-            start=self._position,
-            gtid=gtid,
-            parsed=None,
-            thread_id=thread_id,
-            timestamp=timestamp,
-            explicit=explicit,
-            handed_out=skip,
-        )
+        # Positional: one per transaction, and keywords cost more.
+        return _Open(self._position, gtid, parsed, thread_id, timestamp, explicit, skip)
 
     def _part(self, current: _Open, end: Position | None) -> TransactionPart:
         if current.buffer:
             current.handed_out = current.buffer[-1].row + 1
-        part = TransactionPart(
-            transaction=current.metadata(), changes=tuple(current.buffer), end=end
-        )
-        current.buffer = []
+        part = TransactionPart(current.metadata(), tuple(current.buffer), end)
+        if end is None:
+            current.buffer = []  # more rows follow (at a commit the transaction is done)
         return part
 
     def _abandon(self, reason: str) -> None:

@@ -38,7 +38,6 @@ from typing import Any
 from pymysql.protocol import MysqlPacket
 
 from wpcdc.core.binlog_rows import DecoderCache, PartialRowImage, RowsDecoder
-from wpcdc.core.binlog_rows import RowChange as ImagePair
 from wpcdc.core.column_plans import Unsupported
 from wpcdc.core.group import image_overhead
 from wpcdc.core.rows import KEEP_COLUMNS, Op, SourceItem, TableRef, Wait
@@ -184,6 +183,7 @@ class DumpReader:
         handler = self._handler
         place = handler.assembler.row
         tables = self._tables
+        post_headers = self._post_header  # changed in place by a format description
         unpack_header = _HEADER.unpack_from
         tail = 4 if self._checksum else 0
         while True:
@@ -209,16 +209,21 @@ class DumpReader:
                 timestamp, kind, server_id, _size, log_pos, _flags = unpack_header(data, 1)
                 end = len(data) - tail
                 if kind in _ROW_OPS:
-                    table_id = rows_table_id(data, self._post_header[kind], start=_BODY)
+                    post_header = post_headers[kind]
+                    table_id = rows_table_id(data, post_header, _BODY)
                     table = tables.get(table_id)
                     if table is not None:
-                        if table.decoder is None:
+                        decoder = table.decoder
+                        if decoder is None:
                             yield from self._library_decoded(table, table_id, data)
                         else:
                             # Placed here, not through EventHandler.changes: two
                             # generators less per rows event (most hold one row).
                             ref, op = table.ref, _ROW_OPS[kind]
-                            pairs = self._rows(table, kind, data, end)
+                            try:
+                                pairs = decoder.rows(kind, data, post_header, _BODY, end)
+                            except PartialRowImage:
+                                raise partial_images(table.name) from None
                             # What the images cost in memory, estimated from the event's
                             # bytes (text is in it as it is) rather than from each value.
                             size = (end - _BODY) // (len(pairs) or 1) + (
@@ -277,14 +282,6 @@ class DumpReader:
                 self._uuids.clear()
             text = self._uuids[sid] = uuid_text(sid)
         return text
-
-    def _rows(self, table: _Table, kind: int, data: bytes, end: int) -> list[ImagePair]:
-        """The (before, after) images of a rows event of a watched table."""
-        assert table.decoder is not None
-        try:
-            return table.decoder.rows(kind, data, self._post_header[kind], start=_BODY, end=end)
-        except PartialRowImage:
-            raise partial_images(table.name) from None
 
     def _library_decoded(self, table: _Table, table_id: int, data: bytes) -> Iterator[SourceItem]:
         """A row event decoded by mysql-replication from the packet: the handler
