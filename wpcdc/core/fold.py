@@ -376,10 +376,8 @@ class Folder:
 
     def _known_type(self, blog: int, post_id: int) -> str | None:
         group = self._open.get((blog, post_id))
-        if group is not None and group.post_seen:
-            image = group.post_after or group.post_before
-            if image is not None:
-                return str(text(image.get("post_type")))
+        if group is not None and group.post_type is not None:
+            return group.post_type  # the type its post row has in the group
         info = self._mirror.post(blog, post_id)
         return info.type if info is not None else None
 
@@ -455,11 +453,16 @@ class Folder:
                 group.post_before = change.before
             group.post_after = change.after
             group.post_last = change.after or change.before
+            image = group.post_after or group.post_before
+            if image is not None:
+                group.post_type = str(text(image.get("post_type")))
             if change.op is Op.DELETE:
                 group.deleted = True
                 self._close_at_commit.add((group.blog_id, group.post_id))
-        elif kind is TableKind.POSTMETA:
-            meta_id = int(change.image["meta_id"])
+        elif kind is _POSTMETA:
+            row = change.after if change.after is not None else change.before
+            assert row is not None
+            meta_id = int(row["meta_id"])
             entry = group.meta.get(meta_id)
             if entry is None:
                 group.meta[meta_id] = [change.before, change.after]

@@ -100,6 +100,9 @@ class Group:
     post_after: Row | None = None
     # The last image of the post row seen (for a post created and deleted here).
     post_last: Row | None = None
+    # The post type of post_after (or post_before after a delete), once a post row
+    # was seen: the fold asks it for every meta and term row of the post.
+    post_type: str | None = None
     # Some of its row changes come before where the previous run stopped reading,
     # so events of it may already be on the topic: derive reports the state of
     # everything the group touched, not only net changes (see derive).
