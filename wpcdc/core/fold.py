@@ -171,11 +171,13 @@ class Folder:
         """Fold one transaction part that arrived at ``now`` (None: no time-based rules)."""
         closed = self.tick(now) if now is not None else []
         txn = part.transaction
-        if txn.start != self._txn_start:
-            self._txn_start = txn.start
-            closed += self._close_expired(txn.timestamp)
-        # The transaction's file index, parsed once: each row change only differs by row.
         start = txn.start
+        # A transaction's parts share its start: "is" answers for all but the first.
+        if start is not self._txn_start and start != self._txn_start:
+            self._txn_start = start
+            if self._open:
+                self._close_expired(txn.timestamp, closed)
+        # The transaction's file index, parsed once: each row change only differs by row.
         index = file_index(start.file)
         for change in part.changes:
             self._apply(txn, change, Coordinate(index, start.pos, change.row), now, closed)
@@ -184,11 +186,12 @@ class Folder:
             self._txn_start = None
             if self._config.window_seconds == 0:
                 closed += self.close_all()
+                self._close_at_commit.clear()
             elif self._close_at_commit:
                 for key in sorted(self._close_at_commit):
                     if key in self._open:
                         closed.append(self._close(key))
-            self._close_at_commit.clear()
+                self._close_at_commit.clear()
         return closed
 
     def tick(self, now: float) -> list[ClosedGroup]:
@@ -275,15 +278,13 @@ class Folder:
 
     # --- grouping ----------------------------------------------------------------
 
-    def _close_expired(self, timestamp: int) -> list[ClosedGroup]:
+    def _close_expired(self, timestamp: int, closed: list[ClosedGroup]) -> None:
         window = self._config.window_seconds
-        closed = []
         while self._open:
             key, group = next(iter(self._open.items()))
             if group.last_timestamp + window >= timestamp:
                 break
             closed.append(self._close(key))
-        return closed
 
     def _apply(
         self,
