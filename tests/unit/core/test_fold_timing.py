@@ -40,6 +40,26 @@ def test_a_save_closes_once_its_post_is_quiet_and_not_before() -> None:
     assert fold.open_groups == 0 and fold.next_deadline() is None
 
 
+def test_ticks_with_nothing_due_close_nothing_and_a_group_opened_later_still_closes() -> None:
+    # tick keeps a bound before which nothing can be due; a group opened while
+    # none was open brings it back, whatever ticks came before.
+    log = Binlog()
+    first = log.txn(update(POSTS, post_row(1), {**post_row(1), "post_title": "a"}))
+    second = log.txn(update(POSTS, post_row(2), {**post_row(2), "post_title": "b"}))
+    # Times exact in binary: the comparisons are at the boundaries.
+    fold = make_folder(quiet_seconds=0.25, max_age_seconds=1.0)
+    assert fold.tick(5.0) == []  # nothing open: nothing is ever due
+    fold.feed(first, now=10.0)
+    assert fold.tick(10.125) == []
+    fold.feed(second, now=10.125)
+    assert [g.post_id for g in fold.tick(10.25)] == [1]
+    assert fold.tick(10.3125) == []
+    assert [g.post_id for g in fold.tick(10.375)] == [2]
+    fold.feed(log.txn(update(POSTS, post_row(1), {**post_row(1), "post_title": "c"})), now=20.0)
+    assert fold.tick(20.125) == []
+    assert [g.post_id for g in fold.tick(20.25)] == [1]
+
+
 def test_two_saves_apart_are_two_events_even_within_one_binlog_second() -> None:
     log = Binlog()
     row = post_row(1, title="a")
