@@ -204,9 +204,8 @@ class TransactionAssembler:
         current.next_row = index + 1
         if index < current.handed_out:
             return None
-        current.buffer.append(
-            RowChange(table, op, before, after, index, size)
-        )  # positional: cheaper
+        # Positional: one per row change, and keywords cost more.
+        current.buffer.append(RowChange(table, op, before, after, index, size))
         if len(current.buffer) >= self._max_part_rows:
             return self._part(current, end=None)
         return None
