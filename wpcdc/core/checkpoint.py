@@ -20,6 +20,7 @@ is capped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +52,47 @@ class CoveredRange:
 
     def contains(self, blog_id: int, post_id: int) -> bool:
         return blog_id == self.blog_id and self.low <= post_id <= self.high
+
+
+class CoveredChanges:
+    """A resumed fold's view of the markers: whether a row change is in an
+    acknowledged event already (then it is skipped). A post's marker and the
+    covered rows are dropped once the stream is past them; ``left`` says
+    whether anything is left to skip, which after a resume soon is nothing."""
+
+    __slots__ = ("_posts", "_ranges", "_rows", "left")
+
+    def __init__(
+        self,
+        posts: Mapping[tuple[int, int], Coordinate] | None,
+        ranges: Sequence[CoveredRange],
+        rows: Coordinate | None,
+    ) -> None:
+        self._posts = dict(posts or {})
+        self._ranges = list(ranges)
+        self._rows = rows
+        self.left = self._remaining()
+
+    def skips(self, key: tuple[int, int], coordinate: Coordinate) -> bool:
+        """Whether the row change at ``coordinate`` of group ``key`` is acknowledged."""
+        if self._rows is not None:
+            if coordinate <= self._rows:
+                return True
+            self._rows = None  # past it: nothing more to skip
+            self.left = self._remaining()
+        if self._ranges and any(r.contains(*key) and coordinate <= r.through for r in self._ranges):
+            return True
+        through = self._posts.get(key)
+        if through is None:
+            return False
+        if coordinate <= through:
+            return True
+        del self._posts[key]  # past it: nothing more to skip for this post
+        self.left = self._remaining()
+        return False
+
+    def _remaining(self) -> bool:
+        return self._rows is not None or bool(self._ranges) or bool(self._posts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wpcdc.core.author_events import author_target
-from wpcdc.core.checkpoint import CoveredRange
+from wpcdc.core.checkpoint import CoveredChanges, CoveredRange
 from wpcdc.core.decode import text
 from wpcdc.core.derive import derive
-from wpcdc.core.events import SITE_POST_ID, Event, TermRef
-from wpcdc.core.group import Group, PostKey, menus_key, row_bytes
+from wpcdc.core.events import SITE_POST_ID, Event
+from wpcdc.core.group import Group, PostKey, menus_key, resolve_term, row_bytes
 from wpcdc.core.menu_events import MENU_ITEM_TYPE
 from wpcdc.core.mirror import Mirror
 from wpcdc.core.positions import Coordinate, Position, file_index
@@ -117,9 +117,7 @@ class Folder:
         self._replay_until = None if replay_until is None else Coordinate.of(replay_until, 0)
         self._mirror = mirror
         # Row changes already in acknowledged events (from the checkpoint): skipped.
-        self._covered = dict(covered or {})
-        self._covered_ranges = list(covered_ranges)
-        self._covered_rows = covered_rows
+        self._covered = CoveredChanges(covered, covered_ranges, covered_rows)
         # Open groups, least recently touched first.
         self._open: OrderedDict[PostKey, Group] = OrderedDict()
         # Open groups in the order they opened (oldest first), for the age rule:
@@ -302,8 +300,8 @@ class Folder:
         if (
             key is not None
             # Nothing left to skip after a resume: most of the time, and cheap to see.
-            and (self._covered_rows is not None or self._covered_ranges or self._covered)
-            and self._already_acknowledged(key, coordinate)
+            and self._covered.left
+            and self._covered.skips(key, coordinate)
         ):
             key = None
         if key is not None:
@@ -382,23 +380,6 @@ class Folder:
         info = self._mirror.post(blog, post_id)
         return info.type if info is not None else None
 
-    def _already_acknowledged(self, key: PostKey, coordinate: Coordinate) -> bool:
-        if self._covered_rows is not None:
-            if coordinate <= self._covered_rows:
-                return True
-            self._covered_rows = None  # past it: nothing more to skip
-        if self._covered_ranges and any(
-            r.contains(*key) and coordinate <= r.through for r in self._covered_ranges
-        ):
-            return True
-        through = self._covered.get(key)
-        if through is None:
-            return False
-        if coordinate <= through:
-            return True
-        del self._covered[key]  # past it: nothing more to skip for this post
-        return False
-
     def _open_group(
         self, key: PostKey, txn: Transaction, coordinate: Coordinate, now: float | None
     ) -> Group:
@@ -475,7 +456,7 @@ class Folder:
             delta = _MEMBERSHIP_DELTA.get(change.op, 0)
             membership = group.terms.get(tt_id)
             if membership is None:
-                membership = (0, self._resolve(group.blog_id, tt_id), False)
+                membership = (0, resolve_term(self._mirror, group.blog_id, tt_id), False)
             net, term, present = membership
             present = _MEMBERSHIP_AFTER.get(change.op, present)
             group.terms[tt_id] = (net + delta, term, present)
@@ -486,20 +467,6 @@ class Folder:
                 group.options[name] = [change.before, change.after]
             else:
                 option[1] = change.after
-
-    def _resolve(self, blog: int, tt_id: int) -> TermRef:
-        found = self._mirror.term(blog, tt_id)
-        if found is None:
-            return TermRef(tt_id, None, None, None, None, resolved=False)
-        info, name = found
-        return TermRef(
-            term_taxonomy_id=tt_id,
-            taxonomy=info.taxonomy,
-            term_id=info.term_id,
-            slug=name.slug if name else None,
-            name=name.name if name else None,
-            resolved=name is not None,
-        )
 
     # --- closing -------------------------------------------------------------------
 

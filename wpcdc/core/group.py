@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wpcdc.core.events import TermRef
-from wpcdc.core.mirror import PostInfo
+from wpcdc.core.mirror import Mirror, PostInfo
 from wpcdc.core.positions import Coordinate, Position
 from wpcdc.core.rows import Row, RowChange, TableKind
 
@@ -173,3 +173,20 @@ def row_bytes(row: Row | None) -> int:
         if value.__class__ is str or value.__class__ is bytes:
             size += len(value)
     return size
+
+
+def resolve_term(mirror: Mirror, blog_id: int, tt_id: int) -> TermRef:
+    """The term a membership row names, as the mirror knows it now (unresolved
+    when the mirror does not know it: the event says so)."""
+    found = mirror.term(blog_id, tt_id)
+    if found is None:
+        return TermRef(tt_id, None, None, None, None, resolved=False)
+    info, name = found
+    return TermRef(
+        term_taxonomy_id=tt_id,
+        taxonomy=info.taxonomy,
+        term_id=info.term_id,
+        slug=name.slug if name else None,
+        name=name.name if name else None,
+        resolved=name is not None,
+    )
