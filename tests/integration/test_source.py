@@ -459,6 +459,7 @@ def reset_by_peer(src: BinlogSource) -> None:
         raise ConnectionResetError(104, "Connection reset by peer")
 
     stream._buffer, stream._at = b"", 0
+    stream._split.clear()  # split into packets, not yet read: the reader stops short
     stream._fill = reset  # type: ignore[method-assign]
 
 

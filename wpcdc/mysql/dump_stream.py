@@ -88,6 +88,7 @@ class DumpStream:
         self._timeout = timeout
         self._buffer = b""
         self._at = 0
+        self._split: list[bytes] = []
         if self._sock is not None:
             self._sock.setblocking(False)
 
@@ -114,6 +115,10 @@ class DumpStream:
             payloads.append(buffer[at + 4 : end])
             at = end
         self._at = at
+        # The reader goes through this list as it is: until then its packets are
+        # received and not yet read, like the buffer's bytes (white-box tests of a
+        # connection reset drop both).
+        self._split = payloads
         return payloads
 
     def _long_packet(self) -> bytes | None:
