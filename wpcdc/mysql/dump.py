@@ -107,13 +107,9 @@ _MAX_TABLES = 10_000
 _UNSEEN: Any = object()
 
 
-def gtid_text(sid: bytes, gno: int) -> str:
-    """A MySQL GTID as ``uuid:number``, the way mysql-replication spells it."""
-    return f"{uuid_text(sid)}:{gno}"
-
-
 def uuid_text(sid: bytes) -> str:
-    """A server UUID (16 bytes) as text, in lower case."""
+    """A server UUID (16 bytes) as text, in lower case, the way mysql-replication
+    spells it in a GTID (``uuid:number``)."""
     h = sid.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

@@ -246,6 +246,7 @@ class Pipeline:
         transactions = 0
         last_commit: int | None = None
         for item, arrival in zip(batch.items, batch.arrivals, strict=True):
+            observe = False
             if item.__class__ is TransactionPart:
                 if item.end is not None:
                     transactions += 1
@@ -254,19 +255,17 @@ class Pipeline:
                 closed = folder.feed(item, arrival)
                 # Windows are open, or the part holds a signal-table row (the fold
                 # counted it): most parts concern no re-snapshot, and cost no call.
-                if resnapshots is not None and (
+                observe = resnapshots is not None and (
                     resnapshots.watching or fed_rows[_SIGNAL] != signals
-                ):
-                    for group in closed:
-                        await sender.send(group)
-                    await resnapshots.observe(item)
-                    continue
+                )
             elif isinstance(item, Idle):
                 closed = folder.idle(item.position)
             else:
                 raise TypeError(f"unexpected source item {item!r}")
             for group in closed:
                 await sender.send(group)
+            if observe and resnapshots is not None and isinstance(item, TransactionPart):
+                await resnapshots.observe(item)
         # Counted per batch: a labelled counter costs about a microsecond per call.
         if transactions:
             metrics.transactions.inc(transactions)

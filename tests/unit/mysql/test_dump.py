@@ -132,7 +132,7 @@ def parts(items: list[SourceItem]) -> list[TransactionPart]:
 
 
 def test_gtid_text_spells_mysql_gtids_like_the_library() -> None:
-    assert dump.gtid_text(SID, 23) == "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+    assert f"{dump.uuid_text(SID)}:23" == "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
 
 
 def test_mysql_transactions_carry_gtid_thread_and_end_position() -> None:
