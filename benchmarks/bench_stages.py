@@ -52,7 +52,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +200,6 @@ def replay(
         fold = FoldSettings() if args.quiet is None else FoldSettings(quiet_seconds=args.quiet)
         folder = Folder(config=fold.to_config(), mirror=copy.deepcopy(mirror))
     sha = hashlib.sha256() if digest else None
-    note: Callable[[bytes], None] = sha.update if sha is not None else (lambda _: None)
     now = 0.0
     batch = 0
     end = meta.end.key()
@@ -218,8 +216,10 @@ def replay(
             if folder is None:
                 if sha is not None:
                     for change in item.changes:
-                        note(repr((change.op, change.row, change.before, change.after)).encode())
-                    note(repr(item.end).encode())
+                        sha.update(
+                            repr((change.op, change.row, change.before, change.after)).encode()
+                        )
+                    sha.update(repr(item.end).encode())
             else:
                 now += max(rows, 1) / args.rate
                 closed = folder.feed(item, now)
@@ -234,9 +234,10 @@ def replay(
                 for event in group.events:
                     if stage == "encode":
                         record = encode(event, "wpcdc://bench", _no_limit)
-                        note(record.key + record.value + repr(record.headers).encode())
+                        if sha is not None:
+                            sha.update(record.key + record.value + repr(record.headers).encode())
                     elif sha is not None:
-                        note(repr(event).encode())
+                        sha.update(repr(event).encode())
             if last:
                 break
     finally:
